@@ -1,0 +1,1 @@
+"""Helix: liquidation-intelligence pipelines for perpetual-futures traders."""

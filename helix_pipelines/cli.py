@@ -1,0 +1,227 @@
+"""`helix` command line: run the pipeline on embedded defaults, inspect what is stored.
+
+  helix demo      symbol_universe, then liquidation_heatmaps for every model x range, then a summary
+  helix status    what the warehouse holds, per model x range
+  helix universe  the universe the current configuration resolves to
+
+Every command uses the same resources as Dagster, so COINGLASS_API_KEY switches all of them from
+the sandbox to the real API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from helix_pipelines.coinglass.endpoints import MODELS, RANGES
+from helix_pipelines.defs.heatmaps import liquidation_heatmaps
+from helix_pipelines.defs.partitions import heatmap_partition_key
+from helix_pipelines.defs.resources import (
+    ArchiveResource,
+    UniverseResource,
+    WarehouseResource,
+    default_resources,
+)
+from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.universe import resolve_universe
+
+_COLUMNS = (
+    "model",
+    "range",
+    "new",
+    "unchanged",
+    "quarantined",
+    "failed",
+    "cells_added",
+    "coverage",
+    "seconds",
+)
+
+
+def _resources(args: argparse.Namespace) -> dict[str, dg.ConfigurableResource]:
+    resources = default_resources()
+    if args.data_dir:
+        root = Path(args.data_dir)
+        resources["warehouse"] = WarehouseResource(duckdb_path=str(root / "helix.duckdb"))
+        resources["archive"] = ArchiveResource(
+            archive_root=str(root / "archive"), quarantine_root=str(root / "quarantine")
+        )
+    if getattr(args, "symbols", None):
+        resources["universe"] = UniverseResource(symbols=[s for s in args.symbols.split(",") if s])
+    return resources
+
+
+def _instance() -> dg.DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set (runs then show in the UI), else ephemeral."""
+    return (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+
+
+def _csv(value: str | None, allowed: Sequence[str], what: str) -> list[str]:
+    if not value:
+        return list(allowed)
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return chosen
+
+
+def demo(args: argparse.Namespace) -> int:
+    resources = _resources(args)
+    models = [int(m) for m in _csv(args.models, [str(m) for m in MODELS], "models")]
+    ranges = _csv(args.ranges, RANGES, "ranges")
+    settings = resources["coinglass"].settings()  # type: ignore[attr-defined]
+    print(f"helix demo: source = {settings.describe()}")
+    instance = _instance()
+    # Dagster's console logger prints every step event; the summary table is what a person reads.
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "ERROR"}}}}
+    started = time.perf_counter()
+    universe = dg.materialize(
+        [symbol_universe], resources=resources, instance=instance, run_config=quiet
+    )
+    meta = universe.asset_materializations_for_node("symbol_universe")[0].metadata
+    print(f"universe: {meta['members'].value} symbols ({meta['symbols'].value})")
+    print(" ".join(f"{c:>11}" for c in _COLUMNS))
+    totals = {"new": 0, "unchanged": 0, "quarantined": 0, "failed": 0, "cells_added": 0}
+    failures = []
+    for model in models:
+        for range_ in ranges:
+            result = dg.materialize(
+                [liquidation_heatmaps],
+                partition_key=heatmap_partition_key(model, range_),
+                resources=resources,
+                instance=instance,
+                run_config=quiet,
+                raise_on_error=False,
+            )
+            events = result.asset_materializations_for_node("liquidation_heatmaps")
+            if not events:
+                failures.append(f"m{model} {range_}")
+                print(f"{model:>11} {range_:>11}  FAILED (see the run's logs)")
+                continue
+            m = {k: v.value for k, v in events[0].metadata.items()}
+            row = {
+                "new": m["snapshots_new"], "unchanged": m["snapshots_unchanged"],
+                "quarantined": m["quarantined"], "failed": m["failed_requests"],
+                "cells_added": m["cells_added"],
+            }  # fmt: skip
+            for key, value in row.items():
+                totals[key] += int(value)  # type: ignore[arg-type]
+            values = (
+                model,
+                range_,
+                *row.values(),
+                f"{m['coverage']:.0%}",
+                f"{m['duration_seconds']:.2f}",
+            )
+            print(" ".join(f"{v!s:>11}" for v in values))
+    elapsed = time.perf_counter() - started
+    warehouse = resources["warehouse"].get()  # type: ignore[attr-defined]
+    archive = resources["archive"].archive()  # type: ignore[attr-defined]
+    print(
+        f"\ndone in {elapsed:.1f}s: {len(models) * len(ranges)} model x range partitions, "
+        f"{totals['new']} new snapshots, {totals['unchanged']} unchanged, "
+        f"{totals['quarantined']} quarantined, {totals['failed']} failed, {totals['cells_added']:,} cells added"
+    )
+    print(f"warehouse: {warehouse.path}   archive (Model 3 Parquet): {archive.root}")
+    if settings.kind == "sandbox":
+        print(
+            "note: SANDBOX data — synthetic heatmaps, not market data. Set COINGLASS_API_KEY for real data."
+        )
+    print(
+        "next: `make dev` opens the Dagster UI with this pipeline; `helix status` summarizes the warehouse."
+    )
+    if failures:
+        print(f"failed partitions: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    resources = _resources(args)
+    warehouse = resources["warehouse"].get()  # type: ignore[attr-defined]
+    rows = sorted(
+        warehouse.ledger_summary(), key=lambda r: (r["model"], RANGES.index(str(r["range"])))
+    )
+    print(f"warehouse: {warehouse.path}")
+    universe = warehouse.load_universe()
+    print(f"universe: {len(universe)} symbols: {', '.join(m.symbol for m in universe[:30])}")
+    if not rows:
+        print(
+            "no heatmap snapshots stored yet: run `helix demo` or materialize liquidation_heatmaps"
+        )
+        return 0
+    print(
+        f"{'model':>5} {'range':>5} {'loaded':>7} {'quarantined':>11} {'cells':>12}  latest fetch (UTC)"
+    )
+    for row in rows:
+        print(
+            f"{row['model']:>5} {row['range']:>5} {row['loaded']:>7} {row['quarantined']:>11} "
+            f"{row['cells']:>12,}  {row['latest_fetch']:%Y-%m-%d %H:%M:%S}"
+        )
+    return 0
+
+
+def universe(args: argparse.Namespace) -> int:
+    resources = _resources(args)
+    coinglass = resources["coinglass"]
+    selection = resources["universe"].selection()  # type: ignore[attr-defined]
+
+    async def run() -> int:
+        async with coinglass.open() as source:  # type: ignore[attr-defined]
+            resolved = await resolve_universe(source, selection)
+            label = " (SANDBOX)" if source.kind == "sandbox" else ""
+            print(f"{len(resolved.members)} symbols from {source.kind}{label}:")
+            print(", ".join(m.symbol for m in resolved.members))
+            if resolved.unsupported:
+                print(f"unsupported, left out: {', '.join(resolved.unsupported)}")
+            return 0
+
+    return asyncio.run(run())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="helix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="root of the warehouse, archive and quarantine (default $HELIX_DATA_DIR or ./data)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress of every batch")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser(
+        "demo", help="ingest every model x range for the universe, then summarize"
+    )
+    demo_parser.add_argument(
+        "--symbols", help="comma-separated coins (default BTC,ETH,SOL,XRP,DOGE)"
+    )
+    demo_parser.add_argument("--models", help="comma-separated subset of 1,2,3")
+    demo_parser.add_argument("--ranges", help=f"comma-separated subset of {','.join(RANGES)}")
+    demo_parser.set_defaults(run=demo)
+    commands.add_parser("status", help="what the warehouse holds").set_defaults(run=status)
+    universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")
+    universe_parser.add_argument("--symbols", help="comma-separated coins")
+    universe_parser.set_defaults(run=universe)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Exception types for CoinGlass failures.
+
+Every message names the request (path and query) and what went wrong, and never the API key: the
+key travels only in a header, and `redact` scrubs it from any text that might echo it back.
+"""
+
+from __future__ import annotations
+
+
+class CoinGlassError(Exception):
+    """Base class: something about a CoinGlass call failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class CoinGlassAuthError(CoinGlassError):
+    """401/403: the key is wrong, or the plan does not include this endpoint. Not retried."""
+
+
+class CoinGlassRequestError(CoinGlassError):
+    """400/404/405/422: the request itself is wrong (unknown symbol, bad range). Not retried."""
+
+
+class CoinGlassRateLimitError(CoinGlassError):
+    """429 after every allowed attempt."""
+
+
+class CoinGlassServerError(CoinGlassError):
+    """5xx, 408 or a transport failure/timeout after every allowed attempt."""
+
+
+class CoinGlassPayloadError(CoinGlassError):
+    """The body is not the JSON envelope the endpoint promises."""
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Replace every occurrence of `secret` in `text`; a no-op for an empty secret."""
+    if not secret:
+        return text
+    return text.replace(secret, "***")
+
+
+def error_for_status(status: int, message: str, code: str | None = None) -> CoinGlassError:
+    """Map an HTTP status (or a status-like `code` inside the body) to the matching error type."""
+    if status in (401, 403):
+        cls: type[CoinGlassError] = CoinGlassAuthError
+    elif status == 429:
+        cls = CoinGlassRateLimitError
+    elif status == 408 or status >= 500:
+        cls = CoinGlassServerError
+    elif 400 <= status < 500:
+        cls = CoinGlassRequestError
+    else:
+        cls = CoinGlassPayloadError
+    return cls(message, status=status, code=code)
+
+
+RETRYABLE = (CoinGlassRateLimitError, CoinGlassServerError)

@@ -1,0 +1,64 @@
+"""Which source serves heatmaps, decided in one place for every entry point.
+
+Precedence: an API key means the real CoinGlass client (always: demo, `dagster dev`, schedules);
+otherwise a replay directory means replay; otherwise the synthetic sandbox. Values arrive as
+explicit arguments (Dagster resources resolve them from the environment at run time), never
+read at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from helix_pipelines.clock import utc_now
+from helix_pipelines.coinglass.client import CoinGlassClient
+from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
+from helix_pipelines.coinglass.replay import ReplaySource
+from helix_pipelines.coinglass.sandbox import SandboxSource
+from helix_pipelines.coinglass.source import HeatmapSource, SourceKind
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    api_key: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    replay_dir: Path | None = None
+    capture_dir: Path | None = None
+    rate_limit_per_minute: int = 30
+    max_concurrency: int = 16
+    timeout_seconds: float = 30.0
+    max_attempts: int = 5
+
+    @property
+    def kind(self) -> SourceKind:
+        if self.api_key:
+            return "coinglass"
+        return "replay" if self.replay_dir else "sandbox"
+
+    def describe(self) -> str:
+        """One line for logs and CLI output; never includes the key."""
+        if self.kind == "coinglass":
+            return f"CoinGlass API at {self.base_url} (key configured)"
+        if self.kind == "replay":
+            return f"replay of recorded payloads in {self.replay_dir}"
+        return "SANDBOX (synthetic heatmaps, not market data; set COINGLASS_API_KEY for real data)"
+
+
+def open_source(settings: SourceSettings, clock: Callable[[], datetime] = utc_now) -> HeatmapSource:
+    """Build the source the settings select. The caller closes it with `aclose()`."""
+    if settings.api_key:
+        return CoinGlassClient(
+            settings.api_key,
+            settings.base_url,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            max_concurrency=settings.max_concurrency,
+            timeout_seconds=settings.timeout_seconds,
+            max_attempts=settings.max_attempts,
+            capture_dir=settings.capture_dir,
+        )
+    if settings.replay_dir:
+        return ReplaySource(settings.replay_dir)
+    return SandboxSource(clock)

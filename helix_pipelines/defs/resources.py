@@ -1,0 +1,147 @@
+"""Typed resources: the CoinGlass source, the warehouse, the archive and the universe selection.
+
+Environment variables are resolved when a run starts (never at import time), so one code
+location serves every environment. Secrets can also be bound explicitly with `dg.EnvVar`.
+
+  COINGLASS_API_KEY      set: real CoinGlass client; unset: sandbox (or replay)
+  COINGLASS_BASE_URL     default https://open-api-v4.coinglass.com
+  COINGLASS_REPLAY_DIR   replay recorded payloads (one JSON file per request) when no key is set
+  COINGLASS_CAPTURE_DIR  record every real response there, for later replay
+  HELIX_DATA_DIR         root of the embedded warehouse, archive and quarantine (default ./data)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
+from helix_pipelines.coinglass.settings import SourceSettings, open_source
+from helix_pipelines.coinglass.source import HeatmapSource
+from helix_pipelines.heatmaps.archive import ParquetArchive
+from helix_pipelines.heatmaps.quarantine import QuarantineStore
+from helix_pipelines.universe import DEFAULT_SYMBOLS, UniverseSelection
+from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def data_dir(explicit: str | None) -> Path:
+    return Path(explicit or _env("HELIX_DATA_DIR") or "data")
+
+
+class CoinGlassResource(dg.ConfigurableResource):
+    """Where heatmaps come from: CoinGlass when a key is set, else replay or the sandbox."""
+
+    api_key: str | None = Field(default=None, description="Defaults to $COINGLASS_API_KEY.")
+    base_url: str | None = Field(default=None, description="Defaults to $COINGLASS_BASE_URL.")
+    replay_dir: str | None = Field(default=None, description="Defaults to $COINGLASS_REPLAY_DIR.")
+    capture_dir: str | None = Field(default=None, description="Defaults to $COINGLASS_CAPTURE_DIR.")
+    rate_limit_per_minute: int = Field(
+        default=30,
+        description="Budget used until the first response's API-KEY-MAX-LIMIT header says otherwise.",
+    )
+    max_concurrency: int = Field(default=16, description="Requests in flight at once.")
+    timeout_seconds: float = 30.0
+    max_attempts: int = Field(default=5, description="Sends per request, retries included.")
+
+    def settings(self) -> SourceSettings:
+        replay = self.replay_dir or _env("COINGLASS_REPLAY_DIR")
+        capture = self.capture_dir or _env("COINGLASS_CAPTURE_DIR")
+        return SourceSettings(
+            api_key=self.api_key or _env("COINGLASS_API_KEY"),
+            base_url=self.base_url or _env("COINGLASS_BASE_URL") or DEFAULT_BASE_URL,
+            replay_dir=Path(replay) if replay else None,
+            capture_dir=Path(capture) if capture else None,
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            max_concurrency=self.max_concurrency,
+            timeout_seconds=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[HeatmapSource]:
+        source = open_source(self.settings())
+        try:
+            yield source
+        finally:
+            await source.aclose()
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The embedded DuckDB warehouse (PostgreSQL/TimescaleDB arrives with its own backend)."""
+
+    duckdb_path: str | None = Field(
+        default=None, description="Defaults to $HELIX_DATA_DIR/helix.duckdb."
+    )
+
+    def get(self) -> DuckDBWarehouse:
+        path = Path(self.duckdb_path) if self.duckdb_path else data_dir(None) / "helix.duckdb"
+        warehouse = DuckDBWarehouse(path)
+        warehouse.ensure_schema()
+        return warehouse
+
+
+class ArchiveResource(dg.ConfigurableResource):
+    """The Parquet archive of Model 3 snapshots and the quarantine folder for rejected payloads."""
+
+    archive_root: str | None = Field(
+        default=None, description="Defaults to $HELIX_DATA_DIR/archive."
+    )
+    quarantine_root: str | None = Field(
+        default=None, description="Defaults to $HELIX_DATA_DIR/quarantine."
+    )
+
+    def archive(self) -> ParquetArchive:
+        return ParquetArchive(
+            Path(self.archive_root) if self.archive_root else data_dir(None) / "archive"
+        )
+
+    def quarantine(self) -> QuarantineStore:
+        root = self.quarantine_root
+        return QuarantineStore(Path(root) if root else data_dir(None) / "quarantine")
+
+
+class UniverseResource(dg.ConfigurableResource):
+    """Which symbols the pipeline follows (the `symbol_universe` asset and its sensor read this)."""
+
+    mode: Literal["list", "top", "all"] = "list"
+    symbols: list[str] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    top_n: int = 20
+    scope: Literal["coin", "pair"] = "coin"
+    exchange: str = "Binance"
+    quote: str = "USDT"
+
+    def selection(self) -> UniverseSelection:
+        return UniverseSelection(
+            mode=self.mode,
+            symbols=tuple(self.symbols),
+            top_n=self.top_n,
+            scope=self.scope,
+            exchange=self.exchange,
+            quote=self.quote,
+        )
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources every entry point uses unless it overrides one (tests, the CLI)."""
+    return {
+        "coinglass": CoinGlassResource(),
+        "warehouse": WarehouseResource(),
+        "archive": ArchiveResource(),
+        "universe": UniverseResource(),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=default_resources())

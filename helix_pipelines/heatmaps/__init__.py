@@ -1,0 +1,1 @@
+"""Pure heatmap logic: payload -> contract frames, Parquet archive, previews. No Dagster here."""

@@ -1,0 +1,93 @@
+"""Resolve the symbol universe: which coins (or one exchange's pairs) the pipeline follows.
+
+Modes: `list` (explicit symbols), `top` (the first N in CoinGlass's supported-coins order, which
+CoinGlass ranks by market relevance) and `all` (everything supported). Symbols the source does
+not support are reported, not silently fetched forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from helix_pipelines.coinglass.source import HeatmapSource
+from helix_pipelines.warehouse.base import UniverseMember
+
+UniverseMode = Literal["list", "top", "all"]
+DEFAULT_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE")
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseSelection:
+    """How to pick the universe; `exchange` applies to pair scope only."""
+
+    mode: UniverseMode = "list"
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    top_n: int = 20
+    scope: Literal["coin", "pair"] = "coin"
+    exchange: str = "Binance"
+    quote: str = "USDT"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUniverse:
+    members: list[UniverseMember]
+    unsupported: list[str]
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of the members: equal universes have equal fingerprints."""
+        text = "\n".join(f"{m.scope}|{m.exchange}|{m.symbol}" for m in self.members)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class UniverseError(ValueError):
+    """The selection yields no symbol at all, or is itself invalid."""
+
+
+async def resolve_universe(source: HeatmapSource, selection: UniverseSelection) -> ResolvedUniverse:
+    """Ask the source what it supports and apply the selection to it."""
+    if selection.mode not in ("list", "top", "all"):
+        raise UniverseError(f"universe mode must be list, top or all, got {selection.mode!r}")
+    if selection.mode == "top" and selection.top_n < 1:
+        raise UniverseError(f"top_n must be at least 1, got {selection.top_n}")
+    coins = await source.supported_coins()
+    if selection.scope == "coin":
+        available = {coin: coin for coin in coins}
+        exchange = ""
+    else:
+        pairs = await source.supported_exchange_pairs()
+        if selection.exchange not in pairs:
+            raise UniverseError(
+                f"exchange {selection.exchange!r} is not supported; choose one of {sorted(pairs)[:20]}"
+            )
+        available = {
+            p["base_asset"]: p["instrument_id"]
+            for p in pairs[selection.exchange]
+            if p.get("quote_asset") == selection.quote
+        }
+        exchange = selection.exchange
+    wanted = _wanted(selection, coins, available)
+    chosen = [available[coin] for coin in wanted if coin in available]
+    unsupported = [coin for coin in wanted if coin not in available]
+    if not chosen:
+        raise UniverseError(
+            f"no symbol of the {selection.mode} selection is supported by the source "
+            f"(unsupported: {', '.join(unsupported[:20]) or 'none requested'})"
+        )
+    members = [
+        UniverseMember(scope=selection.scope, exchange=exchange, symbol=symbol, rank=rank)
+        for rank, symbol in enumerate(dict.fromkeys(chosen), start=1)
+    ]
+    return ResolvedUniverse(members, unsupported)
+
+
+def _wanted(
+    selection: UniverseSelection, coins: Sequence[str], available: dict[str, str]
+) -> list[str]:
+    if selection.mode == "list":
+        return [s.strip().upper() for s in selection.symbols if s.strip()]
+    ranked = [coin for coin in coins if coin in available]
+    return ranked[: selection.top_n] if selection.mode == "top" else ranked

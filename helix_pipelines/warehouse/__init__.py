@@ -1,0 +1,1 @@
+"""Storage behind one small interface (`Warehouse`). No Dagster here."""

@@ -1,0 +1,91 @@
+"""The warehouse interface every storage backend implements, and the values it exchanges.
+
+Table and column names are those of DESIGN.md section 4 in every backend, so SQL written against
+one (Grafana panels, ad-hoc queries) reads the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseMember:
+    """One symbol the pipeline follows: coin scope (exchange '') or one exchange's pair."""
+
+    scope: str
+    exchange: str
+    symbol: str
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What one batch added; replays of known snapshots add nothing."""
+
+    snapshots_added: int = 0
+    quarantined_added: int = 0
+    cells_added: int = 0
+    candles_upserted: int = 0
+    already_known: int = 0
+
+    def __add__(self, other: StoreResult) -> StoreResult:
+        return StoreResult(
+            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """Integrity of the stored cells of the given loaded snapshots (all zero when sound)."""
+
+    snapshots: int
+    cells: int
+    cell_count_mismatch: int  # snapshots whose stored cells differ from the ledger's n_cells
+    non_positive_price: int
+    negative_or_nan_usd: int
+    candle_ts_without_candle: int
+
+    @property
+    def violations(self) -> int:
+        return (
+            self.cell_count_mismatch
+            + self.non_positive_price
+            + self.negative_or_nan_usd
+            + self.candle_ts_without_candle
+        )
+
+
+class Warehouse(Protocol):
+    """Storage for the heatmap ledger, cells, candles and the symbol universe."""
+
+    kind: str
+
+    def ensure_schema(self) -> None:
+        """Create missing tables; safe to call on every start."""
+        ...
+
+    def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
+        """Status ('loaded'/'quarantined') of those ids the ledger already holds; one lookup."""
+        ...
+
+    def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
+        """Store a batch in one transaction: ledger rows, cells, candles (upserted).
+
+        Snapshots already in the ledger are skipped, so re-storing a batch adds no rows.
+        """
+        ...
+
+    def replace_universe(self, members: Sequence[UniverseMember]) -> None: ...
+
+    def load_universe(self) -> list[UniverseMember]: ...
+
+    def quality(self, snapshot_ids: Sequence[str]) -> QualityReport: ...
+
+    def ledger_summary(self) -> list[dict[str, object]]:
+        """Per model x range: loaded and quarantined snapshot counts, cells, latest fetch."""
+        ...

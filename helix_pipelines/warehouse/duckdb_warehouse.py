@@ -1,0 +1,257 @@
+"""The embedded warehouse: one DuckDB file, the same tables and columns as PostgreSQL.
+
+DuckDB lets one process write a file at a time, so a connection is opened per operation and a
+lock held by another run is waited out with backoff instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
+from helix_pipelines.warehouse.base import QualityReport, StoreResult, UniverseMember
+
+SCHEMA_DDL = """
+CREATE TABLE IF NOT EXISTS heatmap_snapshots (
+    snapshot_id        VARCHAR PRIMARY KEY,
+    fetched_at         TIMESTAMPTZ NOT NULL,
+    scope              VARCHAR NOT NULL,
+    exchange           VARCHAR NOT NULL,
+    symbol             VARCHAR NOT NULL,
+    model              SMALLINT NOT NULL,
+    "range"            VARCHAR NOT NULL,
+    schema_variant     VARCHAR,
+    n_levels           INTEGER,
+    n_candles          INTEGER,
+    n_cells            INTEGER,
+    payload_sha256     VARCHAR NOT NULL,
+    source_update_time TIMESTAMPTZ,
+    status             VARCHAR NOT NULL,
+    reason             VARCHAR
+);
+CREATE TABLE IF NOT EXISTS liquidation_data_raw (
+    snapshot_id VARCHAR NOT NULL,
+    fetched_at  TIMESTAMPTZ NOT NULL,
+    scope       VARCHAR NOT NULL,
+    exchange    VARCHAR NOT NULL,
+    symbol      VARCHAR NOT NULL,
+    model       SMALLINT NOT NULL,
+    "range"     VARCHAR NOT NULL,
+    candle_ts   TIMESTAMPTZ NOT NULL,
+    price       DOUBLE NOT NULL,
+    liq_usd     DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS heatmap_candles (
+    scope      VARCHAR NOT NULL,
+    exchange   VARCHAR NOT NULL,
+    symbol     VARCHAR NOT NULL,
+    "range"    VARCHAR NOT NULL,
+    ts         TIMESTAMPTZ NOT NULL,
+    open       DOUBLE NOT NULL,
+    high       DOUBLE NOT NULL,
+    low        DOUBLE NOT NULL,
+    close      DOUBLE NOT NULL,
+    volume_usd DOUBLE NOT NULL,
+    PRIMARY KEY (scope, exchange, symbol, "range", ts)
+);
+CREATE TABLE IF NOT EXISTS symbol_universe (
+    scope    VARCHAR NOT NULL,
+    exchange VARCHAR NOT NULL,
+    symbol   VARCHAR NOT NULL,
+    rank     INTEGER NOT NULL,
+    PRIMARY KEY (scope, exchange, symbol)
+);
+"""
+
+
+# Column lists are spelled out (not generated) so every statement is a plain constant; the
+# contract test checks them against the polars schemas.
+INSERT_LEDGER = """
+INSERT INTO heatmap_snapshots (snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
+    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason)
+SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
+    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason
+FROM new_ledger
+"""
+INSERT_CELLS = """
+INSERT INTO liquidation_data_raw (snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
+    candle_ts, price, liq_usd)
+SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", candle_ts, price, liq_usd
+FROM new_cells
+"""
+UPSERT_CANDLES = """
+INSERT INTO heatmap_candles (scope, exchange, symbol, "range", ts, open, high, low, close, volume_usd)
+SELECT scope, exchange, symbol, "range", ts, open, high, low, close, volume_usd FROM new_candles
+ON CONFLICT (scope, exchange, symbol, "range", ts) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low,
+    close = excluded.close, volume_usd = excluded.volume_usd
+"""
+SELECT_KNOWN = (
+    "SELECT snapshot_id, status FROM heatmap_snapshots WHERE snapshot_id IN (SELECT unnest(?))"
+)
+SELECT_UNIVERSE = "SELECT scope, exchange, symbol, rank FROM symbol_universe ORDER BY rank"
+INSERT_UNIVERSE = "INSERT INTO symbol_universe (scope, exchange, symbol, rank) VALUES (?, ?, ?, ?)"
+QUALITY = """
+WITH snaps AS (SELECT DISTINCT unnest(?) AS snapshot_id),
+ledger AS (
+    SELECT s.snapshot_id, s.n_cells FROM heatmap_snapshots s JOIN snaps USING (snapshot_id)
+    WHERE s.status = 'loaded'
+),
+cells AS (SELECT c.* FROM liquidation_data_raw c JOIN ledger USING (snapshot_id)),
+counted AS (SELECT snapshot_id, count(*) AS n FROM cells GROUP BY snapshot_id)
+SELECT
+    (SELECT count(*) FROM ledger),
+    (SELECT count(*) FROM cells),
+    (SELECT count(*) FROM ledger l LEFT JOIN counted c USING (snapshot_id)
+      WHERE coalesce(c.n, 0) <> l.n_cells),
+    (SELECT count(*) FROM cells WHERE price <= 0 OR isnan(price) OR isinf(price)),
+    (SELECT count(*) FROM cells WHERE liq_usd < 0 OR isnan(liq_usd) OR isinf(liq_usd)),
+    (SELECT count(*) FROM cells c LEFT JOIN heatmap_candles k
+       ON k.scope = c.scope AND k.exchange = c.exchange AND k.symbol = c.symbol
+      AND k."range" = c."range" AND k.ts = c.candle_ts
+      WHERE k.ts IS NULL)
+"""
+LEDGER_SUMMARY = """
+SELECT model, "range",
+       count(*) FILTER (WHERE status = 'loaded') AS loaded,
+       count(*) FILTER (WHERE status = 'quarantined') AS quarantined,
+       coalesce(sum(n_cells), 0) AS cells,
+       max(fetched_at) AS latest_fetch
+FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"
+"""
+
+_LOCK_WAIT_SECONDS = 60.0
+
+
+class DuckDBWarehouse:
+    """`Warehouse` on a DuckDB file (created with its parent folders on first use)."""
+
+    kind = "duckdb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the file, waiting (with backoff) while another process holds its lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def ensure_schema(self) -> None:
+        with self.connect() as con:
+            con.execute(SCHEMA_DDL)
+
+    def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
+        if not snapshot_ids:
+            return {}
+        with self.connect() as con:
+            rows = con.execute(SELECT_KNOWN, [list(snapshot_ids)]).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
+        if not snapshots:
+            return StoreResult()
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                known = {
+                    row[0]
+                    for row in con.execute(
+                        SELECT_KNOWN, [[s.ledger.snapshot_id for s in snapshots]]
+                    ).fetchall()
+                }
+                fresh = _first_of_each(s for s in snapshots if s.ledger.snapshot_id not in known)
+                result = StoreResult(already_known=len(snapshots) - len(fresh))
+                if fresh:
+                    result = result + self._insert(con, fresh)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return result
+
+    def _insert(
+        self, con: duckdb.DuckDBPyConnection, fresh: list[NormalizedSnapshot]
+    ) -> StoreResult:
+        new_ledger = pl.concat([s.ledger.to_frame() for s in fresh])
+        loaded = [s for s in fresh if not s.quarantined]
+        new_cells = pl.concat([s.cells for s in loaded]) if loaded else None
+        new_candles = (
+            pl.concat([s.candles for s in loaded]).unique(
+                ["scope", "exchange", "symbol", "range", "ts"], keep="last", maintain_order=True
+            )
+            if loaded
+            else None
+        )
+        con.register("new_ledger", new_ledger)
+        con.execute(INSERT_LEDGER)
+        if new_cells is not None and new_cells.height:
+            con.register("new_cells", new_cells)
+            con.execute(INSERT_CELLS)
+        if new_candles is not None and new_candles.height:
+            con.register("new_candles", new_candles)
+            con.execute(UPSERT_CANDLES)
+        return StoreResult(
+            snapshots_added=len(loaded),
+            quarantined_added=len(fresh) - len(loaded),
+            cells_added=new_cells.height if new_cells is not None else 0,
+            candles_upserted=new_candles.height if new_candles is not None else 0,
+        )
+
+    def replace_universe(self, members: Sequence[UniverseMember]) -> None:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM symbol_universe")
+            con.executemany(
+                INSERT_UNIVERSE, [(m.scope, m.exchange, m.symbol, m.rank) for m in members]
+            )
+            con.execute("COMMIT")
+
+    def load_universe(self) -> list[UniverseMember]:
+        with self.connect() as con:
+            return [UniverseMember(*row) for row in con.execute(SELECT_UNIVERSE).fetchall()]
+
+    def quality(self, snapshot_ids: Sequence[str]) -> QualityReport:
+        with self.connect() as con:
+            row = con.execute(QUALITY, [list(snapshot_ids)]).fetchone()
+        assert row is not None
+        return QualityReport(*(int(v) for v in row))
+
+    def ledger_summary(self) -> list[dict[str, object]]:
+        with self.connect() as con:
+            cursor = con.execute(LEDGER_SUMMARY)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _first_of_each(
+    snapshots: Iterator[NormalizedSnapshot] | list[NormalizedSnapshot],
+) -> list[NormalizedSnapshot]:
+    """Drop repeats of one snapshot id inside a batch (the same payload fetched twice in a run)."""
+    seen: set[str] = set()
+    unique = []
+    for snapshot in snapshots:
+        if snapshot.ledger.snapshot_id not in seen:
+            seen.add(snapshot.ledger.snapshot_id)
+            unique.append(snapshot)
+    return unique
