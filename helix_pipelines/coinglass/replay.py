@@ -70,4 +70,4 @@ class ReplaySource:
 
     def recorded_requests(self) -> list[str]:
         """Names of the heatmap recordings present, for status output."""
-        return sorted(p.name for p in self.directory.glob("*heatmap_model*.json"))
+        return sorted(p.name for p in self.directory.glob("*heatmap*_model*.json"))

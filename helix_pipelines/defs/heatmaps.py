@@ -170,6 +170,4 @@ def _check_results(
     ]
 
 
-heatmap_ingest_job = dg.define_asset_job(
-    "heatmap_ingest_job", selection=[liquidation_heatmaps], partitions_def=heatmap_partitions
-)
+heatmap_ingest_job = dg.define_asset_job("heatmap_ingest_job", selection=[liquidation_heatmaps])

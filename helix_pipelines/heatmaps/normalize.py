@@ -197,7 +197,7 @@ def _validate(
     if bad.any():
         i = int(np.argmax(bad))
         raise PayloadValidationError(
-            f"{cells_key}[{i}] value {value[i]!r} is negative or not finite"
+            f"{cells_key}[{i}] value {float(value[i])} is negative or not finite"
         )
     return _Parsed(
         levels=levels,
@@ -222,7 +222,9 @@ def _levels(raw_levels: Any, key: str) -> np.ndarray:
     bad = ~np.isfinite(levels) | (levels <= 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise PayloadValidationError(f"{key}[{i}] = {levels[i]!r} is not a positive finite price")
+        raise PayloadValidationError(
+            f"{key}[{i}] = {float(levels[i])} is not a positive finite price"
+        )
     steps = np.diff(levels)
     if (steps <= 0).any():
         i = int(np.argmax(steps <= 0)) + 1
@@ -290,7 +292,7 @@ def _check_index(index: np.ndarray, size: int, what: str, target: str) -> None:
     if bad.any():
         i = int(np.argmax(bad))
         raise PayloadValidationError(
-            f"{what} at cell {i} is {index[i]!r}, outside 0..{size - 1} of {target}"
+            f"{what} at cell {i} is {float(index[i])}, outside 0..{size - 1} of {target}"
         )
 
 

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from helix_pipelines.coinglass.budget import demand_per_minute, plan_tiers
+from helix_pipelines.defs.partitions import heatmap_partitions, model_and_range
+from helix_pipelines.defs.schedules import PLANNED_UNIVERSE_SIZE, REQUEST_BUDGET_PER_MINUTE
+from helix_pipelines.definitions import defs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def loaded() -> dg.Definitions:
+    return defs()  # the root's lazy loader, as `dagster dev` calls it
+
+
+def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
+    definitions = loaded()
+    keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
+    assert keys == {"symbol_universe", "liquidation_heatmaps"}
+    assert definitions.resolve_job_def("heatmap_ingest_job") is not None
+    assert definitions.resolve_job_def("symbol_universe_job") is not None
+    schedules = {s.name for s in definitions.schedules or []}
+    assert schedules == {
+        "heatmaps_intraday_schedule",
+        "heatmaps_short_schedule",
+        "heatmaps_medium_schedule",
+        "heatmaps_long_schedule",
+    }
+    assert {s.name for s in definitions.sensors or []} == {"symbol_universe_sensor"}
+    checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
+    assert checks == {
+        "heatmaps_non_empty",
+        "heatmaps_universe_coverage",
+        "heatmaps_schema_and_bounds",
+        "heatmaps_quarantined_payloads",
+    }
+
+
+def test_heatmap_partitions_are_model_by_range() -> None:
+    keys = heatmap_partitions.get_partition_keys()
+    assert len(keys) == 24
+    assert {model_and_range(k) for k in keys} == {
+        (m, r) for m in (1, 2, 3) for r in ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
+    }
+
+
+def test_schedules_request_every_partition_of_their_tier() -> None:
+    definitions = loaded()
+    schedule = definitions.resolve_schedule_def("heatmaps_intraday_schedule")
+    with dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 25, 12, 15, tzinfo=UTC),
+        repository_def=definitions.get_repository_def(),
+    ) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert sorted(model_and_range(r.partition_key) for r in requests) == sorted(
+        (m, r) for m in (1, 2, 3) for r in ("12h", "24h")
+    )
+    assert len({r.run_key for r in requests}) == 6
+    assert demand_per_minute(
+        plan_tiers(PLANNED_UNIVERSE_SIZE, REQUEST_BUDGET_PER_MINUTE), PLANNED_UNIVERSE_SIZE
+    ) <= (REQUEST_BUDGET_PER_MINUTE / 2)
+
+
+def test_dagster_definitions_validate_passes() -> None:
+    env = {**os.environ, "DAGSTER_HOME": ""}
+    env.pop("DAGSTER_HOME")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr

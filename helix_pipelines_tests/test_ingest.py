@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from helix_pipelines.coinglass.errors import CoinGlassAuthError, CoinGlassServerError
+from helix_pipelines.heatmaps.archive import ParquetArchive
+from helix_pipelines.heatmaps.quarantine import QuarantineStore
+from helix_pipelines.ingest import IngestReport, ingest_heatmaps
+from helix_pipelines.warehouse.base import UniverseMember
+from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+from helix_pipelines_tests.heatmaps.test_normalize import QUARANTINE_CASES
+from helix_pipelines_tests.payloads import encode, v4_document
+from helix_pipelines_tests.sources import ScriptedSource
+
+# One symbol per kind of bad payload the issue names, plus healthy symbols around them.
+BAD = {
+    "TRUNC": QUARANTINE_CASES["truncated JSON"][0],
+    "CODE": QUARANTINE_CASES["code other than 0"][0],
+    "EMPTY": QUARANTINE_CASES["empty data object"][0],
+    "XOOR": QUARANTINE_CASES["x index out of range"][0],
+    "YOOR": QUARANTINE_CASES["y index out of range"][0],
+    "NEG": QUARANTINE_CASES["negative value"][0],
+    "NAN": QUARANTINE_CASES["NaN value (literal)"][0],
+    "LEVELS": QUARANTINE_CASES["non-increasing price levels"][0],
+    "CANDLE": QUARANTINE_CASES["unparseable candle field"][0],
+}
+GOOD = {"BTC": encode(v4_document()), "ETH": encode(v4_document(n_candles=6))}
+
+
+class Stores:
+    def __init__(self, root: Path) -> None:
+        self.warehouse = DuckDBWarehouse(root / "helix.duckdb")
+        self.warehouse.ensure_schema()
+        self.archive = ParquetArchive(root / "archive")
+        self.quarantine = QuarantineStore(root / "quarantine")
+
+    def ingest(self, source: ScriptedSource, model: int = 3, **kwargs) -> IngestReport:
+        members = [UniverseMember("coin", "", s, i) for i, s in enumerate(source.by_symbol, 1)]
+        return asyncio.run(
+            ingest_heatmaps(
+                source,
+                self.warehouse,
+                self.archive,
+                self.quarantine,
+                members,
+                model,
+                "3d",
+                **kwargs,
+            )
+        )
+
+    def count(self, sql: str) -> int:
+        with self.warehouse.connect() as con:
+            row = con.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Stores:
+    return Stores(tmp_path)
+
+
+def test_bad_payloads_are_quarantined_and_the_others_stored(stores: Stores) -> None:
+    source = ScriptedSource({**GOOD, **BAD})
+    report = stores.ingest(source, batch_size=4)
+
+    assert report.requested == 11
+    assert report.stored.snapshots_added == 2
+    assert report.stored.cells_added == 10
+    assert sorted(q.label.split()[0] for q in report.quarantined) == sorted(BAD)
+    assert report.coverage == pytest.approx(2 / 11)
+    assert report.schema_variants == {"v4": 2}
+    # Every quarantined payload is ledgered with its reason and kept byte for byte.
+    assert (
+        stores.count(
+            "SELECT count(*) FROM heatmap_snapshots WHERE status = 'quarantined' AND reason <> ''"
+        )
+        == 9
+    )
+    for item in report.quarantined:
+        assert item.payload_path.read_bytes() == BAD[item.label.split()[0]]
+        assert item.payload_path.with_suffix(".json").exists()
+    assert stores.count("SELECT count(DISTINCT symbol) FROM liquidation_data_raw") == 2
+    assert report.archived_files == 2  # model 3: both good snapshots archived
+
+
+def test_reingesting_unchanged_payloads_adds_no_rows(stores: Stores) -> None:
+    source = ScriptedSource({**GOOD, "TRUNC": BAD["TRUNC"]})
+    stores.ingest(source)
+    before = [
+        stores.count(f"SELECT count(*) FROM {t}")
+        for t in ("heatmap_snapshots", "liquidation_data_raw", "heatmap_candles")
+    ]
+
+    again = stores.ingest(source)
+
+    after = [
+        stores.count(f"SELECT count(*) FROM {t}")
+        for t in ("heatmap_snapshots", "liquidation_data_raw", "heatmap_candles")
+    ]
+    assert after == before
+    assert again.stored.snapshots_added == 0
+    assert again.stored.cells_added == 0
+    assert again.unchanged == 3
+    assert again.covered == 2  # unchanged snapshots still count as covered
+    assert len(again.quarantined) == 1  # a known bad payload is still reported
+    assert again.archived_files == 0
+
+
+def test_failed_requests_are_reported_and_the_run_goes_on(stores: Stores) -> None:
+    source = ScriptedSource(
+        {**GOOD, "DOWN": CoinGlassServerError("GET ...: HTTP 503 (gave up after 5 attempts)")}
+    )
+    report = stores.ingest(source)
+    assert report.stored.snapshots_added == 2
+    assert report.failed == [("DOWN m3 3d", "GET ...: HTTP 503 (gave up after 5 attempts)")]
+
+
+def test_auth_error_stops_the_whole_run(stores: Stores) -> None:
+    source = ScriptedSource({"BTC": CoinGlassAuthError("plan lacks this endpoint", status=401)})
+    with pytest.raises(CoinGlassAuthError, match="plan lacks"):
+        stores.ingest(source)
+
+
+def test_preview_snapshot_is_kept_even_when_unchanged(stores: Stores) -> None:
+    source = ScriptedSource(GOOD)
+    stores.ingest(source)
+    report = stores.ingest(source, preview_symbol="ETH")
+    assert report.preview is not None
+    assert report.preview.ledger.symbol == "ETH"
+    assert report.preview.cells.height == 5
+
+
+def test_progress_is_logged_per_batch(stores: Stores, caplog: pytest.LogCaptureFixture) -> None:
+    source = ScriptedSource({**GOOD, **BAD})
+    with caplog.at_level(logging.INFO, logger="helix_pipelines.ingest"):
+        stores.ingest(source, batch_size=5)
+    progress = [r.getMessage() for r in caplog.records if "symbols done" in r.getMessage()]
+    assert progress[-1] == "m3 3d: 11/11 symbols done (2 new, 0 unchanged, 9 quarantined, 0 failed)"
+    assert len(progress) == 3  # 5 + 5 + 1
