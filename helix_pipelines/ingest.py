@@ -154,10 +154,11 @@ def _store_batch(
     """Ledger first: only payloads it does not know are normalized, then stored in one go."""
     if not batch:
         return
-    ids = [snapshot_id_for(f.request, payload_sha256(f.raw)) for f in batch]
+    hashes = [payload_sha256(f.raw) for f in batch]
+    ids = [snapshot_id_for(f.request, sha) for f, sha in zip(batch, hashes, strict=True)]
     known = warehouse.known_snapshots(ids)
     fresh: list[NormalizedSnapshot] = []
-    for fetched, snapshot_id in zip(batch, ids, strict=True):
+    for fetched, sha, snapshot_id in zip(batch, hashes, ids, strict=True):
         status = known.get(snapshot_id)
         is_preview = fetched.request.symbol == preview_symbol
         if status is not None:
@@ -165,7 +166,7 @@ def _store_batch(
         if status == "loaded" and not is_preview:
             report.loaded_snapshot_ids.append(snapshot_id)
             continue
-        snapshot = normalize_payload(fetched.raw, fetched.request, fetched.fetched_at)
+        snapshot = normalize_payload(fetched.raw, fetched.request, fetched.fetched_at, sha256=sha)
         if snapshot.quarantined:
             reason = snapshot.ledger.reason or "unknown"
             path = quarantine.keep(snapshot.ledger, fetched.raw)

@@ -203,8 +203,7 @@ class CoinGlassClient:
             delay = self._delay(attempt, response)
             if attempt < self._max_attempts:
                 log.warning(
-                    "%s: %s; retry %d/%d in %.2fs",
-                    what,
+                    "%s; retry %d/%d in %.2fs",
                     last_error,
                     attempt,
                     self._max_attempts - 1,

@@ -77,10 +77,13 @@ def snapshot_id_for(request: HeatmapRequest, sha256: str) -> str:
 
 
 def normalize_payload(
-    raw: bytes, request: HeatmapRequest, fetched_at: datetime
+    raw: bytes, request: HeatmapRequest, fetched_at: datetime, *, sha256: str | None = None
 ) -> NormalizedSnapshot:
-    """Validate and normalize one payload. Never raises for bad input: it quarantines instead."""
-    sha = payload_sha256(raw)
+    """Validate and normalize one payload. Never raises for bad input: it quarantines instead.
+
+    `sha256` may pass the payload hash when the caller already computed it.
+    """
+    sha = sha256 or payload_sha256(raw)
     snapshot_id = snapshot_id_for(request, sha)
     try:
         variant, data, fast_cells = _parse(raw)

@@ -28,14 +28,14 @@ def test_replay_serves_recorded_bytes_untouched(tmp_path: Path) -> None:
 def test_missing_recording_names_the_file(tmp_path: Path) -> None:
     source = ReplaySource(tmp_path)
     with pytest.raises(
-        CoinGlassRequestError, match="no recording aggregated-heatmap_model1_BTC_3d.json"
+        CoinGlassRequestError, match=r"no recording aggregated-heatmap_model1_BTC_3d\.json"
     ):
         asyncio.run(source.fetch_heatmap(HeatmapRequest("coin", "BTC", 1, "3d")))
 
 
 def test_garbled_universe_recording_is_a_payload_error(tmp_path: Path) -> None:
     (tmp_path / "supported-coins.json").write_bytes(b"{not json")
-    with pytest.raises(CoinGlassPayloadError, match="supported-coins.json"):
+    with pytest.raises(CoinGlassPayloadError, match=r"supported-coins\.json"):
         asyncio.run(ReplaySource(tmp_path).supported_coins())
 
 

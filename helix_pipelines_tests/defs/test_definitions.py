@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 
 from helix_pipelines.coinglass.budget import demand_per_minute, plan_tiers
+from helix_pipelines.definitions import defs
 from helix_pipelines.defs.partitions import heatmap_partitions, model_and_range
 from helix_pipelines.defs.schedules import PLANNED_UNIVERSE_SIZE, REQUEST_BUDGET_PER_MINUTE
-from helix_pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]
 

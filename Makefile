@@ -1,0 +1,36 @@
+# Every target installs what it needs first: uv (from PyPI, if missing), then the locked
+# environment in .venv. Nothing else has to be on the machine but Python 3.11.
+UV := python3 -m uv
+export UV_PYTHON_DOWNLOADS ?= never
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup demo dev test lint format bench clean
+
+setup:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+demo: setup
+	$(UV) run helix demo
+
+dev: setup
+	@mkdir -p "$(DAGSTER_HOME)"
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(UV) run dagster dev -w workspace.yaml
+
+test: setup
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+format: setup
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+bench: setup
+	$(UV) run python -m bench.normalize_vs_orjson
+	$(UV) run python -m bench.fetch_throughput
+
+clean:
+	rm -rf data .dagster_home

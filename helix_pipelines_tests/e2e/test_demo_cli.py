@@ -1,0 +1,48 @@
+"""The README's demo: `helix demo` on embedded defaults (sandbox, DuckDB, Parquet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from helix_pipelines.cli import main
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_ingests_all_24_partitions_for_five_symbols_from_the_sandbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
+    monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+    assert main(["--data-dir", str(tmp_path), "demo"]) == 0
+
+    out = capsys.readouterr().out
+    assert "source = SANDBOX" in out
+    assert "universe: 5 symbols (BTC, ETH, SOL, XRP, DOGE)" in out
+    assert "24 model x range partitions, 120 new snapshots" in out
+    assert "SANDBOX data" in out
+    with duckdb.connect(str(tmp_path / "helix.duckdb"), read_only=True) as con:
+        ledger = con.execute(
+            'SELECT count(*), count(DISTINCT (model, "range")), count(DISTINCT symbol) '
+            "FROM heatmap_snapshots WHERE status = 'loaded'"
+        ).fetchone()
+        cells = con.execute("SELECT count(*) FROM liquidation_data_raw").fetchone()
+    assert ledger == (120, 24, 5)
+    assert cells is not None
+    assert cells[0] > 1_000_000
+    assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 8 * 5  # Model 3 only
+
+    assert main(["--data-dir", str(tmp_path), "status"]) == 0
+    status = capsys.readouterr().out
+    assert "universe: 5 symbols" in status
+    assert status.count("\n") >= 24 + 3
+
+
+def test_unknown_range_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown ranges: 2d"):
+        main(["--data-dir", str(tmp_path), "demo", "--ranges", "2d"])
