@@ -15,6 +15,7 @@ demo: setup
 
 dev: setup
 	@mkdir -p "$(DAGSTER_HOME)"
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp dagster.dev.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(UV) run dagster dev -w workspace.yaml
 
 test: setup
