@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import re
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 _CODE_PEEK = re.compile(rb'"code"\s*:\s*"?(-?\d+)"?')
 _PEEK_BYTES = 256
+# A Retry-After beyond this is treated as this: one odd header must not stall the client for hours.
+MAX_RETRY_AFTER_SECONDS = 120.0
 
 
 def peek_code(body: bytes) -> str | None:
@@ -64,14 +67,18 @@ def _header_int(headers: httpx.Headers, name: str) -> int | None:
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Retry-After in seconds (the delta-seconds form CoinGlass uses); None when absent or odd."""
+    """Retry-After in seconds (the delta-seconds form CoinGlass uses), capped at
+    MAX_RETRY_AFTER_SECONDS; None when absent or not a finite number."""
     value = headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 class CoinGlassClient:

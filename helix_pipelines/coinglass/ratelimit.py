@@ -41,6 +41,8 @@ class RateLimiter:
         self._sent: deque[float] = deque()
         self._held_until = 0.0
         self._lock = asyncio.Lock()
+        # Set when the limit grows, so a request waiting under the old, smaller limit goes now.
+        self._grown = asyncio.Event()
         self.waited_seconds = 0.0
 
     @property
@@ -64,8 +66,19 @@ class RateLimiter:
                 if wait <= 0:
                     self._sent.append(now)
                     return
-                self.waited_seconds += wait
-                await self._sleep(wait)
+                await self._wait(wait)
+                self.waited_seconds += self._clock() - now
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the limit grows meanwhile."""
+        self._grown.clear()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        grown = asyncio.ensure_future(self._grown.wait())
+        try:
+            await asyncio.wait({sleeper, grown}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            grown.cancel()
 
     def observe(self, max_limit: int | None, used: int | None) -> None:
         """Adopt the server's view: its per-minute limit, and usage we did not cause ourselves.
@@ -74,6 +87,8 @@ class RateLimiter:
         the key), the difference is booked as sent now so we slow down instead of drawing 429s.
         """
         if max_limit is not None and max_limit >= 1:
+            if max_limit > self._limit:
+                self._grown.set()
             self._limit = max_limit
         if used is not None:
             now = self._clock()
