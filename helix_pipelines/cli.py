@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from helix_pipelines.coinglass.endpoints import MODELS, RANGES
-from helix_pipelines.defs.heatmaps import liquidation_heatmaps
+from helix_pipelines.defs.heatmaps import ingest_heatmaps_step, materialized_metadata
 from helix_pipelines.defs.partitions import heatmap_partition_key
 from helix_pipelines.defs.resources import (
     ArchiveResource,
@@ -99,19 +99,18 @@ def demo(args: argparse.Namespace) -> int:
     for model in models:
         for range_ in ranges:
             result = dg.materialize(
-                [liquidation_heatmaps],
+                [ingest_heatmaps_step],
                 partition_key=heatmap_partition_key(model, range_),
                 resources=resources,
                 instance=instance,
                 run_config=quiet,
                 raise_on_error=False,
             )
-            events = result.asset_materializations_for_node("liquidation_heatmaps")
-            if not events:
+            m = materialized_metadata(result)
+            if not result.success and "snapshots_new" not in m:
                 failures.append(f"m{model} {range_}")
                 print(f"{model:>11} {range_:>11}  FAILED (see the run's logs)")
                 continue
-            m = {k: v.value for k, v in events[0].metadata.items()}
             row = {
                 "new": m["snapshots_new"], "unchanged": m["snapshots_unchanged"],
                 "quarantined": m["quarantined"], "failed": m["failed_requests"],
@@ -135,7 +134,7 @@ def demo(args: argparse.Namespace) -> int:
         f"{totals['new']} new snapshots, {totals['unchanged']} unchanged, "
         f"{totals['quarantined']} quarantined, {totals['failed']} failed, {totals['cells_added']:,} cells added"
     )
-    print(f"warehouse: {warehouse.path}   archive (Model 3 Parquet): {archive.root}")
+    print(f"warehouse: {warehouse.description}   archive (Model 3 Parquet): {archive.root}")
     if settings.kind == "sandbox":
         print(
             "note: SANDBOX data — synthetic heatmaps, not market data. Set COINGLASS_API_KEY for real data."
@@ -155,7 +154,7 @@ def status(args: argparse.Namespace) -> int:
     rows = sorted(
         warehouse.ledger_summary(), key=lambda r: (r["model"], RANGES.index(str(r["range"])))
     )
-    print(f"warehouse: {warehouse.path}")
+    print(f"warehouse: {warehouse.description}")
     universe = warehouse.load_universe()
     print(f"universe: {len(universe)} symbols: {', '.join(m.symbol for m in universe[:30])}")
     if not rows:

@@ -1,6 +1,10 @@
-"""The `liquidation_heatmaps` asset: one model x range for the whole universe, with its checks.
+"""Heatmap ingestion for one model x range of the whole universe, as four assets of one step.
 
-fetch (CoinGlass / sandbox / replay) -> normalize -> store (warehouse) -> archive (Model 3 Parquet)
+    heatmap_payloads -> normalized_heatmaps -> model3_heatmap_archive
+                                            -> liquidation_heatmaps (warehouse load, checked)
+
+One step does all four (a `multi_asset`): passing tens of millions of cells between steps would
+cost more than the work itself, while the UI still shows the lineage and each stage's numbers.
 """
 
 import asyncio
@@ -12,11 +16,15 @@ from pydantic import Field
 from helix_pipelines.defs.partitions import heatmap_partitions, model_and_range
 from helix_pipelines.defs.resources import ArchiveResource, CoinGlassResource, WarehouseResource
 from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.heatmaps.archive import ARCHIVED_MODEL
 from helix_pipelines.heatmaps.render import render_png
 from helix_pipelines.ingest import IngestReport, ingest_heatmaps
 from helix_pipelines.warehouse.base import QualityReport
 
-ASSET = "liquidation_heatmaps"
+PAYLOADS = dg.AssetKey("heatmap_payloads")
+NORMALIZED = dg.AssetKey("normalized_heatmaps")
+ARCHIVE = dg.AssetKey("model3_heatmap_archive")
+LOADED = dg.AssetKey("liquidation_heatmaps")
 CHECK_NON_EMPTY = "heatmaps_non_empty"
 CHECK_COVERAGE = "heatmaps_universe_coverage"
 CHECK_SCHEMA_AND_BOUNDS = "heatmaps_schema_and_bounds"
@@ -33,36 +41,50 @@ class HeatmapIngestConfig(dg.Config):
     batch_size: int = Field(default=25, description="Snapshots stored per transaction.")
 
 
-@dg.asset(
-    partitions_def=heatmap_partitions,
-    deps=[symbol_universe],
-    group_name="heatmaps",
-    kinds={"duckdb", "parquet", "python"},
-    pool="coinglass",
+def _spec(key: dg.AssetKey, dep: object, kinds: set[str], description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key, deps=[dep], group_name="heatmaps", kinds=kinds, description=description,
+        partitions_def=heatmap_partitions,
+    )  # fmt: skip
+
+
+@dg.multi_asset(
+    name="ingest_heatmaps",
+    specs=[
+        _spec(PAYLOADS, symbol_universe, {"python"},
+              "Raw CoinGlass heatmap responses for every universe member (sandbox or replay "
+              "when no API key is set). Not stored as such: quarantined ones are kept as files."),
+        _spec(NORMALIZED, PAYLOADS, {"polars"},
+              "Validated cells, candles and ledger rows (v4 and v3 key sets); bad payloads "
+              "quarantined with a reason."),
+        _spec(ARCHIVE, NORMALIZED, {"parquet"},
+              "Model 3 snapshots as zstd Parquet, hive-partitioned by range and date."),
+        _spec(LOADED, NORMALIZED, {"postgres", "duckdb"},
+              "heatmap_snapshots ledger, liquidation_data_raw cells and heatmap_candles in the "
+              "warehouse. Grain: one ledger row per (symbol, payload); idempotent."),
+    ],
     check_specs=[
-        dg.AssetCheckSpec(CHECK_NON_EMPTY, asset=ASSET, blocking=True,
+        dg.AssetCheckSpec(CHECK_NON_EMPTY, asset=LOADED, blocking=True,
                           description="At least one usable snapshot with cells."),
-        dg.AssetCheckSpec(CHECK_COVERAGE, asset=ASSET, blocking=True,
+        dg.AssetCheckSpec(CHECK_COVERAGE, asset=LOADED, blocking=True,
                           description="Usable snapshots cover at least min_coverage of the universe."),
-        dg.AssetCheckSpec(CHECK_SCHEMA_AND_BOUNDS, asset=ASSET, blocking=True,
+        dg.AssetCheckSpec(CHECK_SCHEMA_AND_BOUNDS, asset=LOADED, blocking=True,
                           description="Stored cells match their ledger rows, prices > 0, "
                           "USD >= 0 and finite, every cell's candle stored."),
-        dg.AssetCheckSpec(CHECK_QUARANTINE, asset=ASSET,
+        dg.AssetCheckSpec(CHECK_QUARANTINE, asset=LOADED,
                           description="Warns when payloads were quarantined."),
     ],
+    partitions_def=heatmap_partitions,
+    pool="coinglass",
 )  # fmt: skip
-def liquidation_heatmaps(
+def ingest_heatmaps_step(
     context: dg.AssetExecutionContext,
     config: HeatmapIngestConfig,
     coinglass: CoinGlassResource,
     warehouse: WarehouseResource,
     archive: ArchiveResource,
-) -> dg.MaterializeResult:
-    """Liquidation heatmap snapshots of one model x range for every universe member.
-
-    Grain: one ledger row per (symbol, payload); cells and candles per snapshot. Idempotent:
-    unchanged payloads add no rows (see `helix_pipelines.ingest`).
-    """
+):
+    """Fetch, normalize, archive and load one model x range; see `helix_pipelines.ingest`."""
     model, range_ = model_and_range(context.partition_key)
     store = warehouse.get()
     members = store.load_universe()
@@ -83,41 +105,46 @@ def liquidation_heatmaps(
 
     report, request_stats = asyncio.run(run())
     quality = store.quality(report.loaded_snapshot_ids)
-    return dg.MaterializeResult(
-        metadata=_metadata(report, request_stats, quality),
+    yield dg.MaterializeResult(
+        asset_key=PAYLOADS, metadata=_payload_metadata(report, request_stats)
+    )
+    yield dg.MaterializeResult(asset_key=NORMALIZED, metadata=_normalized_metadata(report))
+    yield dg.MaterializeResult(asset_key=ARCHIVE, metadata=_archive_metadata(report, archive))
+    yield dg.MaterializeResult(
+        asset_key=LOADED,
+        metadata=_loaded_metadata(report, quality, store.description),
         check_results=_check_results(report, quality, config.min_coverage),
     )
 
 
-def _metadata(
-    report: IngestReport, request_stats: dict[str, int], quality: QualityReport
-) -> dict[str, object]:
+def _payload_metadata(report: IngestReport, request_stats: dict[str, int]) -> dict[str, object]:
     metadata: dict[str, object] = {
         "source": report.source_kind,
         "sandbox": report.source_kind == "sandbox",
         "universe_size": report.requested,
-        "snapshots_new": report.stored.snapshots_added,
+        "payloads_fetched": report.requested - len(report.failed),
+        "failed_requests": len(report.failed),
+        **request_stats,
+    }
+    if report.failed:
+        metadata["failed"] = dg.MetadataValue.md(
+            "\n".join(f"- **{label}**: {why}" for label, why in report.failed)
+        )
+    return metadata
+
+
+def _normalized_metadata(report: IngestReport) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "snapshots_normalized": sum(report.schema_variants.values()),
         "snapshots_unchanged": report.unchanged,
         "quarantined": len(report.quarantined),
-        "failed_requests": len(report.failed),
-        "coverage": round(report.coverage, 4),
-        "cells_added": report.stored.cells_added,
-        "candles_upserted": report.stored.candles_upserted,
-        "cells_checked": quality.cells,
         "schema_variants": dg.MetadataValue.json(dict(report.schema_variants)),
-        "archived_files": report.archived_files,
-        "duration_seconds": round(report.duration_seconds, 3),
-        **request_stats,
     }
     if report.quarantined:
         metadata["quarantined_payloads"] = dg.MetadataValue.md(
             "\n".join(
                 f"- **{q.label}**: {q.reason} (`{q.payload_path}`)" for q in report.quarantined
             )
-        )
-    if report.failed:
-        metadata["failed"] = dg.MetadataValue.md(
-            "\n".join(f"- **{label}**: {why}" for label, why in report.failed)
         )
     if report.preview is not None:
         png = render_png(report.preview.cells, report.preview.candles)
@@ -129,16 +156,42 @@ def _metadata(
     return metadata
 
 
+def _archive_metadata(report: IngestReport, archive: ArchiveResource) -> dict[str, object]:
+    return {
+        "archived_files": report.archived_files,
+        "archive_root": str(archive.archive().root),
+        "archived_model": ARCHIVED_MODEL,
+        "note": "only Model 3 is archived" if report.model != ARCHIVED_MODEL else "",
+    }
+
+
+def _loaded_metadata(
+    report: IngestReport, quality: QualityReport, warehouse: str
+) -> dict[str, object]:
+    return {
+        "warehouse": warehouse,
+        "snapshots_new": report.stored.snapshots_added,
+        "snapshots_unchanged": report.unchanged,
+        "coverage": round(report.coverage, 4),
+        "cells_added": report.stored.cells_added,
+        "candles_upserted": report.stored.candles_upserted,
+        "cells_checked": quality.cells,
+        "duration_seconds": round(report.duration_seconds, 3),
+    }
+
+
 def _check_results(
     report: IngestReport, quality: QualityReport, min_coverage: float
 ) -> list[dg.AssetCheckResult]:
     return [
         dg.AssetCheckResult(
+            asset_key=LOADED,
             check_name=CHECK_NON_EMPTY,
             passed=report.covered > 0 and quality.cells > 0,
             metadata={"usable_snapshots": report.covered, "cells": quality.cells},
         ),
         dg.AssetCheckResult(
+            asset_key=LOADED,
             check_name=CHECK_COVERAGE,
             passed=report.coverage >= min_coverage,
             metadata={
@@ -149,6 +202,7 @@ def _check_results(
             },
         ),
         dg.AssetCheckResult(
+            asset_key=LOADED,
             check_name=CHECK_SCHEMA_AND_BOUNDS,
             passed=quality.violations == 0,
             metadata={
@@ -159,6 +213,7 @@ def _check_results(
             },
         ),
         dg.AssetCheckResult(
+            asset_key=LOADED,
             check_name=CHECK_QUARANTINE,
             passed=not report.quarantined,
             severity=dg.AssetCheckSeverity.WARN,
@@ -170,4 +225,13 @@ def _check_results(
     ]
 
 
-heatmap_ingest_job = dg.define_asset_job("heatmap_ingest_job", selection=[liquidation_heatmaps])
+heatmap_ingest_job = dg.define_asset_job("heatmap_ingest_job", selection=[ingest_heatmaps_step])
+
+
+def materialized_metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
+    """Metadata of all four heatmap assets of one run, merged (their keys do not overlap)."""
+    merged: dict[str, object] = {}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key in (PAYLOADS, NORMALIZED, ARCHIVE, LOADED):
+            merged.update({k: v.value for k, v in event.materialization.metadata.items()})
+    return merged

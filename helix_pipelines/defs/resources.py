@@ -8,6 +8,7 @@ location serves every environment. Secrets can also be bound explicitly with `dg
   COINGLASS_REPLAY_DIR   replay recorded payloads (one JSON file per request) when no key is set
   COINGLASS_CAPTURE_DIR  record every real response there, for later replay
   HELIX_DATA_DIR         root of the embedded warehouse, archive and quarantine (default ./data)
+  HELIX_PG_DSN           PostgreSQL/TimescaleDB warehouse; unset: the embedded DuckDB file
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
 from helix_pipelines.coinglass.settings import SourceSettings, open_source
@@ -27,7 +28,9 @@ from helix_pipelines.coinglass.source import HeatmapSource
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.universe import DEFAULT_SYMBOLS, UniverseSelection
+from helix_pipelines.warehouse.base import Warehouse
 from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse, TimescalePolicies
 
 
 def _env(name: str) -> str | None:
@@ -78,17 +81,53 @@ class CoinGlassResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The embedded DuckDB warehouse (PostgreSQL/TimescaleDB arrives with its own backend)."""
+    """PostgreSQL/TimescaleDB when a DSN is configured, else the embedded DuckDB file.
 
+    The DSN is a secret (it may hold a password): bind it with `dg.EnvVar("HELIX_PG_DSN")` or
+    let it default to $HELIX_PG_DSN at run time; only its password-free form is ever shown.
+    """
+
+    pg_dsn: str | None = Field(default=None, description="Defaults to $HELIX_PG_DSN.")
     duckdb_path: str | None = Field(
         default=None, description="Defaults to $HELIX_DATA_DIR/helix.duckdb."
     )
+    max_connections: int = Field(default=4, description="PostgreSQL connection pool size.")
+    cells_retention_days: int | None = Field(
+        default=400, description="TimescaleDB: drop cells older than this (None keeps them)."
+    )
+    candles_retention_days: int | None = Field(default=None, description="TimescaleDB: as above.")
+    compress_after_days: int | None = Field(
+        default=7, description="TimescaleDB: compress chunks older."
+    )
 
-    def get(self) -> DuckDBWarehouse:
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def dsn(self) -> str | None:
+        return self.pg_dsn or _env("HELIX_PG_DSN")
+
+    def get(self) -> Warehouse:
+        """The configured warehouse, schema applied; created once per resource instance."""
+        if self._warehouse is None:
+            self._warehouse = self._open()
+            self._warehouse.ensure_schema()
+        return self._warehouse
+
+    def _open(self) -> Warehouse:
+        dsn = self.dsn()
+        if dsn:
+            policies = TimescalePolicies(
+                cells_retention_days=self.cells_retention_days,
+                candles_retention_days=self.candles_retention_days,
+                compress_after_days=self.compress_after_days,
+            )
+            return PostgresWarehouse(dsn, max_connections=self.max_connections, policies=policies)
         path = Path(self.duckdb_path) if self.duckdb_path else data_dir(None) / "helix.duckdb"
-        warehouse = DuckDBWarehouse(path)
-        warehouse.ensure_schema()
-        return warehouse
+        return DuckDBWarehouse(path)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
 
 
 class ArchiveResource(dg.ConfigurableResource):

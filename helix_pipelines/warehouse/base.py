@@ -60,13 +60,29 @@ class QualityReport:
         )
 
 
+def unique_snapshots(snapshots: Sequence[NormalizedSnapshot]) -> list[NormalizedSnapshot]:
+    """First of each snapshot id, in order (one payload fetched twice in a batch stores once)."""
+    seen: set[str] = set()
+    unique = []
+    for snapshot in snapshots:
+        if snapshot.ledger.snapshot_id not in seen:
+            seen.add(snapshot.ledger.snapshot_id)
+            unique.append(snapshot)
+    return unique
+
+
 class Warehouse(Protocol):
     """Storage for the heatmap ledger, cells, candles and the symbol universe."""
 
     kind: str
+    description: str  # where the data lives, safe to show (no password)
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> object:
         """Create missing tables; safe to call on every start."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (a no-op where there are none to keep)."""
         ...
 
     def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:

@@ -15,7 +15,12 @@ import duckdb
 import polars as pl
 
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
-from helix_pipelines.warehouse.base import QualityReport, StoreResult, UniverseMember
+from helix_pipelines.warehouse.base import (
+    QualityReport,
+    StoreResult,
+    UniverseMember,
+    unique_snapshots,
+)
 
 SCHEMA_DDL = """
 CREATE TABLE IF NOT EXISTS heatmap_snapshots (
@@ -136,6 +141,7 @@ class DuckDBWarehouse:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.description = f"duckdb: {path}"
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -156,6 +162,9 @@ class DuckDBWarehouse:
             yield con
         finally:
             con.close()
+
+    def close(self) -> None:
+        """Nothing to release: a connection is opened per operation."""
 
     def ensure_schema(self) -> None:
         with self.connect() as con:
@@ -180,7 +189,9 @@ class DuckDBWarehouse:
                         SELECT_KNOWN, [[s.ledger.snapshot_id for s in snapshots]]
                     ).fetchall()
                 }
-                fresh = _first_of_each(s for s in snapshots if s.ledger.snapshot_id not in known)
+                fresh = [
+                    s for s in unique_snapshots(snapshots) if s.ledger.snapshot_id not in known
+                ]
                 result = StoreResult(already_known=len(snapshots) - len(fresh))
                 if fresh:
                     result = result + self._insert(con, fresh)
@@ -242,16 +253,3 @@ class DuckDBWarehouse:
             cursor = con.execute(LEDGER_SUMMARY)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _first_of_each(
-    snapshots: Iterator[NormalizedSnapshot] | list[NormalizedSnapshot],
-) -> list[NormalizedSnapshot]:
-    """Drop repeats of one snapshot id inside a batch (the same payload fetched twice in a run)."""
-    seen: set[str] = set()
-    unique = []
-    for snapshot in snapshots:
-        if snapshot.ledger.snapshot_id not in seen:
-            seen.add(snapshot.ledger.snapshot_id)
-            unique.append(snapshot)
-    return unique

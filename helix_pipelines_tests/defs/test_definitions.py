@@ -23,7 +23,22 @@ def loaded() -> dg.Definitions:
 def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
     definitions = loaded()
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
-    assert keys == {"symbol_universe", "liquidation_heatmaps"}
+    assert keys == {
+        "symbol_universe",
+        "heatmap_payloads",
+        "normalized_heatmaps",
+        "model3_heatmap_archive",
+        "liquidation_heatmaps",
+    }
+    graph = definitions.resolve_asset_graph()
+    parents = {
+        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert parents["heatmap_payloads"] == {"symbol_universe"}
+    assert parents["normalized_heatmaps"] == {"heatmap_payloads"}
+    assert parents["model3_heatmap_archive"] == {"normalized_heatmaps"}
+    assert parents["liquidation_heatmaps"] == {"normalized_heatmaps"}
     assert definitions.resolve_job_def("heatmap_ingest_job") is not None
     assert definitions.resolve_job_def("symbol_universe_job") is not None
     schedules = {s.name for s in definitions.schedules or []}

@@ -11,15 +11,15 @@ from helix_pipelines.warehouse.base import UniverseMember
 
 def evaluate(tmp_path: Path, symbols: list[str], cursor: str | None = None):
     warehouse = WarehouseResource(duckdb_path=str(tmp_path / "helix.duckdb"))
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         cursor=cursor,
         resources={
             "coinglass": CoinGlassResource(),
             "universe": UniverseResource(symbols=symbols),
             "warehouse": warehouse,
         },
-    )
-    return symbol_universe_sensor(context), warehouse
+    ) as context:
+        return symbol_universe_sensor(context), warehouse
 
 
 def test_sensor_requests_a_refresh_when_the_universe_changes(tmp_path: Path, monkeypatch) -> None:

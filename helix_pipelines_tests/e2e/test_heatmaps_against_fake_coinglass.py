@@ -12,10 +12,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
+import psycopg
 import pytest
 
 from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
-from helix_pipelines.defs.heatmaps import liquidation_heatmaps
+from helix_pipelines.defs.heatmaps import ingest_heatmaps_step, materialized_metadata
 from helix_pipelines.defs.partitions import heatmap_partition_key
 from helix_pipelines.defs.resources import (
     ArchiveResource,
@@ -63,9 +64,10 @@ def expected_rows(body: bytes) -> tuple[list[tuple], list[tuple]]:
     return cell_rows, candle_rows
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("e2e")
+    dsn = request.getfixturevalue("module_pg_dsn") if request.param == "postgres" else None
     with FakeCoinGlassServer(
         api_key=API_KEY, limit_per_minute=2000, payload_factory=payload
     ) as server:
@@ -73,7 +75,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
             "coinglass": CoinGlassResource(
                 api_key=API_KEY, base_url=server.base_url, rate_limit_per_minute=2000
             ),
-            "warehouse": WarehouseResource(duckdb_path=str(root / "helix.duckdb")),
+            "warehouse": WarehouseResource(duckdb_path=str(root / "helix.duckdb"), pg_dsn=dsn),
             "archive": ArchiveResource(
                 archive_root=str(root / "archive"), quarantine_root=str(root / "quarantine")
             ),
@@ -81,7 +83,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         }
         instance = dg.DagsterInstance.ephemeral()
         # DOGE never loads, so coverage is 4/5; the blocking coverage check is set just below.
-        run_config = {"ops": {"liquidation_heatmaps": {"config": {"min_coverage": 0.75}}}}
+        run_config = {"ops": {"ingest_heatmaps": {"config": {"min_coverage": 0.75}}}}
         assert dg.materialize([symbol_universe], resources=resources, instance=instance).success
         # Two transient failures among the first heatmap requests: retried, never visible.
         server.inject("503", "500", path="/api/futures/liquidation/aggregated-heatmap/model1")
@@ -89,30 +91,33 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         for model in MODELS:
             for range_ in RANGES:
                 results[model, range_] = dg.materialize(
-                    [liquidation_heatmaps],
+                    [ingest_heatmaps_step],
                     partition_key=heatmap_partition_key(model, range_),
                     resources=resources,
                     instance=instance,
                     run_config=run_config,
                 )
         again = dg.materialize(
-            [liquidation_heatmaps],
+            [ingest_heatmaps_step],
             partition_key=heatmap_partition_key(3, "1y"),
             resources=resources,
             instance=instance,
             run_config=run_config,
         )
-        yield {"root": root, "server": server, "results": results, "again": again}
+        yield {"root": root, "dsn": dsn, "server": server, "results": results, "again": again}
 
 
-def query(root: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(root / "helix.duckdb"), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
+def query(run: dict, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows from whichever warehouse the run used (`?` placeholders, as DuckDB spells them)."""
+    if run["dsn"] is None:
+        with duckdb.connect(str(run["root"] / "helix.duckdb"), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+    with psycopg.connect(run["dsn"]) as conn:
+        return conn.execute(sql.replace("?", "%s"), params or []).fetchall()
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
-    event = result.asset_materializations_for_node("liquidation_heatmaps")[0]
-    return {k: v.value for k, v in event.metadata.items()}
+    return materialized_metadata(result)
 
 
 def test_every_partition_materializes_with_checks(run) -> None:
@@ -122,6 +127,17 @@ def test_every_partition_materializes_with_checks(run) -> None:
         assert meta["source"] == "coinglass"
         assert meta["sandbox"] is False
         assert meta["snapshots_new"] == 4
+        assert meta["snapshots_normalized"] == 4
+        assert meta["payloads_fetched"] == 5
+        assert meta["archived_files"] == (4 if model == 3 else 0)
+        assert {
+            e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
+        } == {
+            "heatmap_payloads",
+            "normalized_heatmaps",
+            "model3_heatmap_archive",
+            "liquidation_heatmaps",
+        }
         assert meta["quarantined"] == 1
         assert meta["coverage"] == 0.8
         variants = {"v3": 4} if model == 2 and range_ in ("180d", "1y") else {"v4": 4}
@@ -136,7 +152,7 @@ def test_every_partition_materializes_with_checks(run) -> None:
 
 
 def test_stored_rows_equal_what_the_server_served(run) -> None:
-    root, server = run["root"], run["server"]
+    server = run["server"]
     for model in MODELS:
         for range_ in RANGES:
             for symbol in SYMBOLS:
@@ -146,9 +162,9 @@ def test_stored_rows_equal_what_the_server_served(run) -> None:
                 body = server.served_body(request.path, request.params)
                 cells, candles = expected_rows(body)
                 stored_cells = query(
-                    root,
+                    run,
                     "SELECT candle_ts, price, liq_usd FROM liquidation_data_raw "
-                    'WHERE symbol = ? AND model = ? AND "range" = ? ORDER BY ALL',
+                    'WHERE symbol = ? AND model = ? AND "range" = ? ORDER BY 1, 2, 3',
                     [symbol, model, range_],
                 )
                 assert stored_cells == cells, request.label
@@ -158,7 +174,7 @@ def test_stored_rows_equal_what_the_server_served(run) -> None:
                     # last model materialized is the one stored.
                     continue
                 stored_candles = query(
-                    root,
+                    run,
                     "SELECT ts, open, high, low, close, volume_usd FROM heatmap_candles "
                     'WHERE symbol = ? AND "range" = ? ORDER BY ts',
                     [symbol, range_],
@@ -167,15 +183,13 @@ def test_stored_rows_equal_what_the_server_served(run) -> None:
 
 
 def test_broken_payloads_are_quarantined_with_reason_and_bytes_kept(run) -> None:
-    rows = query(
-        run["root"], "SELECT status, reason FROM heatmap_snapshots WHERE symbol = ?", [BROKEN]
-    )
+    rows = query(run, "SELECT status, reason FROM heatmap_snapshots WHERE symbol = ?", [BROKEN])
     assert len(rows) == 24
     assert all(status == "quarantined" and "not valid JSON" in reason for status, reason in rows)
     assert len(list((run["root"] / "quarantine").rglob("*.payload"))) == 24
-    assert query(
-        run["root"], "SELECT count(*) FROM liquidation_data_raw WHERE symbol = ?", [BROKEN]
-    ) == [(0,)]
+    assert query(run, "SELECT count(*) FROM liquidation_data_raw WHERE symbol = ?", [BROKEN]) == [
+        (0,)
+    ]
 
 
 def test_model3_archive_equals_the_warehouse(run) -> None:
@@ -187,8 +201,9 @@ def test_model3_archive_equals_the_warehouse(run) -> None:
         .sort(pl.all())
     )
     stored = query(
-        root,
-        'SELECT symbol, "range", candle_ts, price, liq_usd FROM liquidation_data_raw WHERE model = 3 ORDER BY ALL',
+        run,
+        'SELECT symbol, "range", candle_ts, price, liq_usd FROM liquidation_data_raw '
+        "WHERE model = 3 ORDER BY 1, 2, 3, 4, 5",
     )
     assert archived.rows() == stored
     assert set(archived["range"]) == set(RANGES)
@@ -199,7 +214,7 @@ def test_rematerializing_unchanged_payloads_adds_no_rows(run) -> None:
     assert meta["snapshots_new"] == 0
     assert meta["cells_added"] == 0
     assert meta["snapshots_unchanged"] == 5
-    assert query(run["root"], "SELECT count(*) FROM heatmap_snapshots") == [(24 * 5,)]
+    assert query(run, "SELECT count(*) FROM heatmap_snapshots") == [(24 * 5,)]
 
 
 def test_requests_and_retries_are_reported_and_the_key_never_leaks(run) -> None:

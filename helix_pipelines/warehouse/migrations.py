@@ -1,0 +1,132 @@
+"""Numbered SQL migrations from `sql/`, applied once each, recorded in `helix_migrations`.
+
+- `NNN_name.sql` runs on every PostgreSQL.
+- `NNN_name.timescale.sql` runs only where the TimescaleDB extension is available; on plain
+  PostgreSQL they are skipped with one log line and not recorded, so they apply later if
+  TimescaleDB is installed.
+- A file whose first line contains `helix:no-transaction` runs statement by statement outside a
+  transaction (continuous aggregates require it); every other file runs in one transaction.
+
+Concurrent starts are safe: a session-level advisory lock admits one migrator at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+(\.timescale)?\.sql$")
+_LOCK_KEY = 7_436_201_113  # arbitrary constant: the advisory lock of Helix migrations
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS helix_migrations (
+    version    text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+SELECT_APPLIED = "SELECT version FROM helix_migrations"
+INSERT_APPLIED = "INSERT INTO helix_migrations (version) VALUES (%s)"
+TIMESCALE_AVAILABLE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: str  # file name without '.sql'
+    path: Path
+    timescale_only: bool
+    transactional: bool
+
+    @property
+    def statements(self) -> list[str]:
+        text = self.path.read_text()
+        return [s.strip() for s in text.split(";\n") if _has_sql(s)]
+
+
+def _has_sql(chunk: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())
+
+
+def sql_dir() -> Path:
+    """`sql/` inside the installed package (wheel) or at the repository root (editable)."""
+    packaged = Path(__file__).resolve().parents[1] / "sql"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql"
+
+
+def discover(directory: Path | None = None) -> list[Migration]:
+    directory = directory or sql_dir()
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name} is not named NNN_name[.timescale].sql")
+        first_line = path.read_text().split("\n", 1)[0]
+        migrations.append(
+            Migration(
+                version=path.name.removesuffix(".sql"),
+                path=path,
+                timescale_only=match.group(2) is not None,
+                transactional="helix:no-transaction" not in first_line,
+            )
+        )
+    versions = [m.version[:3] for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration numbers in {directory}: {versions}")
+    return migrations
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    applied: list[str]
+    skipped_timescale: list[str]
+    timescale: bool
+
+
+def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) -> MigrationResult:
+    """Apply pending migrations on `conn` (which must be in autocommit mode)."""
+    if not conn.autocommit:
+        raise ValueError("apply_migrations needs an autocommit connection")
+    migrations = discover(directory)
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        conn.execute(CREATE_MIGRATIONS_TABLE)
+        applied_before = {row[0] for row in conn.execute(SELECT_APPLIED)}
+        row = conn.execute(TIMESCALE_AVAILABLE).fetchone()
+        timescale = bool(row and row[0])
+        applied, skipped = [], []
+        for migration in migrations:
+            if migration.version in applied_before:
+                continue
+            if migration.timescale_only and not timescale:
+                skipped.append(migration.version)
+                continue
+            _apply(conn, migration)
+            applied.append(migration.version)
+            log.info("applied migration %s", migration.version)
+        if skipped:
+            log.info(
+                "TimescaleDB is not available: skipped %s (plain PostgreSQL keeps working)",
+                ", ".join(skipped),
+            )
+        return MigrationResult(applied, skipped, timescale)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _apply(conn: psycopg.Connection, migration: Migration) -> None:
+    if migration.transactional:
+        with conn.transaction():
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(INSERT_APPLIED, (migration.version,))
+        return
+    for statement in migration.statements:
+        conn.execute(statement)
+    conn.execute(INSERT_APPLIED, (migration.version,))

@@ -1,0 +1,57 @@
+"""Shared fixtures: throwaway PostgreSQL databases on the machine's real server.
+
+Each test that needs PostgreSQL gets a database of its own, created from scratch and dropped
+afterwards, so test runs (and parallel CI runs) never see each other's rows.
+`HELIX_TEST_PG_ADMIN_DSN` points at a server where the user may create databases
+(default: the local trust-auth server as `postgres`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ADMIN_DSN = os.environ.get(
+    "HELIX_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _create_database() -> str:
+    name = f"helix_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_conninfo(**{**conninfo_to_dict(ADMIN_DSN), "dbname": name})
+
+
+def _drop_database(dsn: str) -> None:
+    name = conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """DSN of a fresh, empty database, dropped after the test."""
+    dsn = _create_database()
+    try:
+        yield dsn
+    finally:
+        _drop_database(dsn)
+
+
+@pytest.fixture(scope="module")
+def module_pg_dsn() -> Iterator[str]:
+    """A fresh database shared by one test module (for expensive end-to-end fixtures)."""
+    dsn = _create_database()
+    try:
+        yield dsn
+    finally:
+        _drop_database(dsn)

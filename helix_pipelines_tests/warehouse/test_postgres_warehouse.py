@@ -1,0 +1,188 @@
+"""PostgreSQL-only behaviour, on the machine's real server (a fresh database per test)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from helix_pipelines.coinglass.endpoints import MODELS, HeatmapRequest
+from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
+from helix_pipelines.heatmaps.normalize import NormalizedSnapshot, normalize_payload
+from helix_pipelines.warehouse.migrations import apply_migrations, discover, sql_dir
+from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse, redacted_dsn
+
+AT = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
+SANDBOX = SandboxHeatmaps(clock=lambda: AT)
+
+
+def sandbox_snapshot(symbol: str, model: int, range_: str = "7d") -> NormalizedSnapshot:
+    request = HeatmapRequest("coin", symbol, model, range_)
+    return normalize_payload(SANDBOX.payload(request), request, AT)
+
+
+def count(dsn: str, query: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn, caplog.at_level(logging.INFO):
+        first = apply_migrations(conn)
+        second = apply_migrations(conn)
+        recorded = [
+            row[0] for row in conn.execute("SELECT version FROM helix_migrations ORDER BY 1")
+        ]
+        hypertable_functions = conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname = 'create_hypertable'"
+        ).fetchone()
+    assert first.applied == ["001_heatmap_tables"]
+    assert first.timescale is False
+    assert first.skipped_timescale == [
+        "002_hypertables.timescale",
+        "003_price_levels_daily.timescale",
+    ]
+    assert second.applied == []
+    assert recorded == ["001_heatmap_tables"]
+    assert hypertable_functions == (0,)
+    skip_lines = [r for r in caplog.records if "TimescaleDB is not available" in r.getMessage()]
+    assert len(skip_lines) == 2  # one per apply, naming every skipped file
+    assert (
+        "002_hypertables.timescale, 003_price_levels_daily.timescale" in skip_lines[0].getMessage()
+    )
+
+
+def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
+    results = []
+
+    def migrate() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            results.append(apply_migrations(conn).applied)
+
+    threads = [threading.Thread(target=migrate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [[], [], [], ["001_heatmap_tables"]]
+
+
+def test_migration_files_are_well_formed() -> None:
+    migrations = discover(sql_dir())
+    assert [m.version[:3] for m in migrations] == ["001", "002", "003"]
+    assert [m.timescale_only for m in migrations] == [False, True, True]
+    assert [m.transactional for m in migrations] == [True, True, False]
+    assert all(m.statements for m in migrations)
+
+
+def test_badly_named_migration_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "1_tables.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match=r"1_tables\.sql is not named NNN_name"):
+        discover(tmp_path)
+
+
+def test_dsn_password_is_never_shown(pg_dsn: str) -> None:
+    assert "s3cret" not in redacted_dsn("postgresql://helix:s3cret@db.example:5432/quantprod")
+    assert "password=***" in redacted_dsn("host=db user=helix password=s3cret dbname=quantprod")
+    with PostgresWarehouse(pg_dsn) as warehouse:
+        assert "dbname=helix_test_" in warehouse.description
+
+
+class PausingWarehouse(PostgresWarehouse):
+    """Stops after the first COPY chunk until the test says go (to kill the connection mid-COPY)."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn)
+        self.first_chunk_sent = threading.Event()
+        self.resume = threading.Event()
+
+    def _cell_chunks(self, loaded: Sequence[NormalizedSnapshot]) -> Iterator[bytes]:
+        for i, chunk in enumerate(super()._cell_chunks(loaded)):
+            yield chunk
+            if i == 0:
+                self.first_chunk_sent.set()
+                self.resume.wait(timeout=30)
+
+
+def test_connection_killed_mid_copy_leaves_nothing_and_a_retry_loads_once(pg_dsn: str) -> None:
+    batch = [sandbox_snapshot(s, 1, "1y") for s in ("BTC", "ETH", "SOL", "XRP")]  # > one chunk
+    expected_cells = sum(s.cells.height for s in batch)
+    warehouse = PausingWarehouse(pg_dsn)
+    warehouse.ensure_schema()
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            warehouse.store_snapshots(batch)
+        except BaseException as exc:  # the killed connection's error, checked below
+            errors.append(exc)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    assert warehouse.first_chunk_sent.wait(timeout=30)
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE '%COPY liquidation_data_raw%' "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+    warehouse.resume.set()
+    loader.join(timeout=30)
+
+    assert killed == [(True,)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], psycopg.OperationalError)
+    assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 0
+    assert count(pg_dsn, "SELECT count(*) FROM liquidation_data_raw") == 0
+
+    warehouse.resume.set()  # no pause on the retry's first chunk
+    retry = warehouse.store_snapshots(batch)
+    again = warehouse.store_snapshots(batch)
+    warehouse.close()
+    assert retry.snapshots_added == 4
+    assert retry.cells_added == expected_cells
+    assert again.snapshots_added == 0
+    assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 4
+    assert count(pg_dsn, "SELECT count(*) FROM liquidation_data_raw") == expected_cells
+
+
+def test_concurrent_loads_of_different_partitions_neither_deadlock_nor_duplicate(
+    pg_dsn: str,
+) -> None:
+    """Three models of the same symbols share candle rows: the classic deadlock setup."""
+    symbols = ["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB"]
+    batches = {model: [sandbox_snapshot(s, model) for s in symbols] for model in MODELS}
+    with PostgresWarehouse(pg_dsn, max_connections=6) as warehouse:
+        warehouse.ensure_schema()
+        errors: list[BaseException] = []
+
+        def load(model: int, reverse: bool) -> None:
+            batch = batches[model][::-1] if reverse else batches[model]
+            try:
+                for _ in range(2):  # the second pass replays: must add nothing
+                    warehouse.store_snapshots(batch)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=load, args=(m, r)) for m in MODELS for r in (False, True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+
+    assert errors == []
+    expected_cells = sum(s.cells.height for batch in batches.values() for s in batch)
+    assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 18
+    assert count(pg_dsn, "SELECT count(*) FROM liquidation_data_raw") == expected_cells
+    assert count(pg_dsn, "SELECT count(*) FROM heatmap_candles") == 6 * 336

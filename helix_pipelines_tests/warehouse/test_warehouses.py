@@ -1,0 +1,143 @@
+"""Behaviour both warehouses share, run against DuckDB and against the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import psycopg
+import pytest
+
+from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, CELLS_SCHEMA, LEDGER_SCHEMA
+from helix_pipelines.heatmaps.normalize import normalize_payload
+from helix_pipelines.warehouse.base import UniverseMember, Warehouse
+from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
+from helix_pipelines_tests.payloads import encode, v4_document
+
+FETCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    if request.param == "duckdb":
+        store: Warehouse = DuckDBWarehouse(tmp_path / "nested" / "helix.duckdb")
+    else:
+        store = PostgresWarehouse(request.getfixturevalue("pg_dsn"))
+    store.ensure_schema()
+    store.ensure_schema()  # idempotent
+    yield store
+    store.close()
+
+
+def rows(warehouse: Warehouse, query: str) -> list[tuple]:
+    """Run raw SQL on either backend (test inspection only)."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        with warehouse.connect() as con:
+            return con.execute(query).fetchall()
+    assert isinstance(warehouse, PostgresWarehouse)
+    with psycopg.connect(warehouse._dsn, autocommit=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+def frame(warehouse: Warehouse, query: str, schema: dict) -> pl.DataFrame:
+    return pl.DataFrame(rows(warehouse, query), schema=list(schema), orient="row").cast(schema)
+
+
+def snapshot(symbol: str = "BTC", model: int = 1, document: dict | None = None):
+    request = HeatmapRequest("coin", symbol, model, "3d")
+    return normalize_payload(encode(document or v4_document()), request, FETCHED_AT)
+
+
+def test_tables_have_the_contract_columns(warehouse: Warehouse) -> None:
+    for table, schema in (
+        ("heatmap_snapshots", LEDGER_SCHEMA),
+        ("liquidation_data_raw", CELLS_SCHEMA),
+        ("heatmap_candles", CANDLES_SCHEMA),
+    ):
+        columns = rows(
+            warehouse,
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_name = '{table}' ORDER BY ordinal_position",
+        )
+        assert [c[0] for c in columns] == list(schema), table
+
+
+def test_store_round_trips_the_normalized_frames(warehouse: Warehouse) -> None:
+    snap = snapshot()
+    result = warehouse.store_snapshots([snap])
+
+    assert (result.snapshots_added, result.cells_added, result.candles_upserted) == (1, 5, 4)
+    cells = frame(
+        warehouse, "SELECT * FROM liquidation_data_raw ORDER BY candle_ts, price", CELLS_SCHEMA
+    )
+    candles = frame(warehouse, "SELECT * FROM heatmap_candles ORDER BY ts", CANDLES_SCHEMA)
+    ledger = frame(warehouse, "SELECT * FROM heatmap_snapshots", LEDGER_SCHEMA)
+    assert cells.equals(snap.cells.sort("candle_ts", "price"))
+    assert candles.equals(snap.candles)
+    assert ledger.equals(snap.ledger.to_frame())
+
+
+def test_storing_again_adds_no_rows(warehouse: Warehouse) -> None:
+    batch = [snapshot("BTC"), snapshot("ETH"), snapshot("BTC")]  # a repeat inside the batch too
+    first = warehouse.store_snapshots(batch)
+    again = warehouse.store_snapshots(batch)
+
+    assert first.snapshots_added == 2
+    assert first.already_known == 1
+    assert (again.snapshots_added, again.cells_added, again.already_known) == (0, 0, 3)
+    assert rows(warehouse, "SELECT count(*) FROM liquidation_data_raw") == [(10,)]
+    assert rows(warehouse, "SELECT count(*) FROM heatmap_snapshots") == [(2,)]
+    assert warehouse.known_snapshots([batch[0].ledger.snapshot_id, "missing"]) == {
+        batch[0].ledger.snapshot_id: "loaded"
+    }
+
+
+def test_candles_are_upserted_not_duplicated(warehouse: Warehouse) -> None:
+    warehouse.store_snapshots([snapshot(model=1)])
+    changed = v4_document()
+    changed["data"]["price_candlesticks"][0][4] = "999"  # a corrected close for the same ts
+    warehouse.store_snapshots([snapshot(model=2, document=changed)])
+    assert rows(warehouse, "SELECT count(*), max(close) FROM heatmap_candles") == [(4, 999.0)]
+
+
+def test_quarantined_snapshot_is_ledgered_without_cells(warehouse: Warehouse) -> None:
+    bad = normalize_payload(
+        b'{"code":"0","data":{}}', HeatmapRequest("coin", "BTC", 1, "3d"), FETCHED_AT
+    )
+    result = warehouse.store_snapshots([bad])
+    assert (result.snapshots_added, result.quarantined_added, result.cells_added) == (0, 1, 0)
+    assert warehouse.known_snapshots([bad.ledger.snapshot_id]) == {
+        bad.ledger.snapshot_id: "quarantined"
+    }
+    summary = warehouse.ledger_summary()
+    assert summary[0]["quarantined"] == 1
+    assert summary[0]["loaded"] == 0
+
+
+def test_quality_counts_violations(warehouse: Warehouse) -> None:
+    snap = snapshot()
+    warehouse.store_snapshots([snap])
+    clean = warehouse.quality([snap.ledger.snapshot_id])
+    assert (clean.snapshots, clean.cells, clean.violations) == (1, 5, 0)
+    rows(warehouse, "UPDATE liquidation_data_raw SET liq_usd = -1 WHERE price = 110.0 RETURNING 1")
+    rows(warehouse, "DELETE FROM liquidation_data_raw WHERE price = 100.0 RETURNING 1")
+    rows(
+        warehouse,
+        "DELETE FROM heatmap_candles WHERE ts = (SELECT min(ts) FROM heatmap_candles) RETURNING 1",
+    )
+    dirty = warehouse.quality([snap.ledger.snapshot_id])
+    assert dirty.negative_or_nan_usd == 1
+    assert dirty.cell_count_mismatch == 1
+    assert dirty.candle_ts_without_candle == 1  # the cell at 110.0 lost its candle
+
+
+def test_universe_is_replaced(warehouse: Warehouse) -> None:
+    warehouse.replace_universe(
+        [UniverseMember("coin", "", "BTC", 1), UniverseMember("coin", "", "ETH", 2)]
+    )
+    warehouse.replace_universe([UniverseMember("coin", "", "SOL", 1)])
+    assert warehouse.load_universe() == [UniverseMember("coin", "", "SOL", 1)]
