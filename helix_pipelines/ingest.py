@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,10 +92,15 @@ async def ingest_heatmaps(
     *,
     preview_symbol: str | None = None,
     batch_size: int = 25,
+    batches_in_flight: int = 2,
     clock: Callable[[], datetime] = utc_now,
     logger: logging.Logger = log,
 ) -> IngestReport:
-    """Fetch, normalize and store one model x range for `members`; see the module docstring."""
+    """Fetch, normalize and store one model x range for `members`; see the module docstring.
+
+    `batch_size` snapshots share a transaction; up to `batches_in_flight` batches load on worker
+    threads while fetching and normalizing go on, so the warehouse and Python work in parallel.
+    """
     started = time.perf_counter()
     requests = [HeatmapRequest(m.scope, m.symbol, model, range_, m.exchange) for m in members]
     report = IngestReport(
@@ -114,6 +119,20 @@ async def ingest_heatmaps(
             return request, exc
         return _Fetched(request, raw, clock())
 
+    storing: deque[tuple[asyncio.Task[tuple[StoreResult, int]], int]] = deque()
+
+    async def finish_oldest() -> None:
+        """Wait for the oldest batch in the warehouse, account for it, and log progress."""
+        task, stored_through = storing.popleft()
+        result, archived = await task
+        report.stored = report.stored + result
+        report.archived_files += archived
+        logger.info(
+            "m%d %s: %d/%d symbols done (%d new, %d unchanged, %d quarantined, %d failed)",
+            model, range_, stored_through, len(requests), report.stored.snapshots_added,
+            report.unchanged, len(report.quarantined), len(report.failed),
+        )  # fmt: skip
+
     tasks = [asyncio.create_task(fetch(r)) for r in requests]
     try:
         for finished in asyncio.as_completed(tasks):
@@ -126,34 +145,38 @@ async def ingest_heatmaps(
                 report.failed.append((request.label, str(error)))
                 logger.warning("%s: fetch failed: %s", request.label, error)
             if len(pending) >= batch_size or done == len(tasks):
-                _store_batch(
-                    pending, report, warehouse, archive, quarantine, preview_symbol, logger
+                fresh = _prepare_batch(
+                    pending, report, warehouse, quarantine, preview_symbol, logger
                 )
                 pending = []
-                logger.info(
-                    "m%d %s: %d/%d symbols done (%d new, %d unchanged, %d quarantined, %d failed)",
-                    model, range_, done, len(tasks), report.stored.snapshots_added,
-                    report.unchanged, len(report.quarantined), len(report.failed),
-                )  # fmt: skip
+                # Batches load on worker threads (each its own transaction and connection) while
+                # this loop goes on fetching and normalizing; at most `batches_in_flight` at once.
+                while len(storing) >= batches_in_flight:
+                    await finish_oldest()
+                worker = asyncio.to_thread(_store_and_archive, fresh, warehouse, archive)
+                storing.append((asyncio.create_task(worker), done))
+        while storing:
+            await finish_oldest()
     finally:
         for task in tasks:
             task.cancel()
+        if storing:
+            await asyncio.wait([task for task, _ in storing])
     report.duration_seconds = time.perf_counter() - started
     return report
 
 
-def _store_batch(
+def _prepare_batch(
     batch: list[_Fetched],
     report: IngestReport,
     warehouse: Warehouse,
-    archive: ParquetArchive,
     quarantine: QuarantineStore,
     preview_symbol: str | None,
     logger: logging.Logger,
-) -> None:
-    """Ledger first: only payloads it does not know are normalized, then stored in one go."""
+) -> list[NormalizedSnapshot]:
+    """Ledger first: only payloads it does not know are normalized; returns those to store."""
     if not batch:
-        return
+        return []
     hashes = [payload_sha256(f.raw) for f in batch]
     ids = [snapshot_id_for(f.request, sha) for f, sha in zip(batch, hashes, strict=True)]
     known = warehouse.known_snapshots(ids)
@@ -182,7 +205,13 @@ def _store_batch(
             fresh.append(snapshot)
             if not snapshot.quarantined:
                 report.schema_variants[snapshot.ledger.schema_variant or "?"] += 1
-    report.stored = report.stored + warehouse.store_snapshots(fresh)
-    for snapshot in fresh:
-        if archive.archive(snapshot) is not None:
-            report.archived_files += 1
+    return fresh
+
+
+def _store_and_archive(
+    fresh: list[NormalizedSnapshot], warehouse: Warehouse, archive: ParquetArchive
+) -> tuple[StoreResult, int]:
+    """Store one batch (one transaction), then archive its new Model 3 snapshots."""
+    result = warehouse.store_snapshots(fresh)
+    archived = sum(archive.archive(snapshot) is not None for snapshot in fresh)
+    return result, archived

@@ -39,6 +39,9 @@ class HeatmapIngestConfig(dg.Config):
         default=None, description="Symbol rendered in the metadata preview (default: first)."
     )
     batch_size: int = Field(default=25, description="Snapshots stored per transaction.")
+    batches_in_flight: int = Field(
+        default=2, description="Batches loading at once (each on its own connection)."
+    )
 
 
 def _spec(key: dg.AssetKey, dep: object, kinds: set[str], description: str) -> dg.AssetSpec:
@@ -99,6 +102,7 @@ def ingest_heatmaps_step(
             report = await ingest_heatmaps(
                 source, store, archive.archive(), archive.quarantine(), members, model, range_,
                 preview_symbol=config.preview_symbol, batch_size=config.batch_size,
+                batches_in_flight=config.batches_in_flight,
                 logger=context.log,  # type: ignore[arg-type]
             )  # fmt: skip
             return report, source.stats.as_metadata()

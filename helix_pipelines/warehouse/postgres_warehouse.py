@@ -68,10 +68,15 @@ INSERT_UNIVERSE = (
 QUALITY = """
 WITH snaps AS (SELECT DISTINCT unnest(%s::text[]) AS snapshot_id),
 ledger AS (
-    SELECT s.snapshot_id, s.n_cells FROM heatmap_snapshots s JOIN snaps USING (snapshot_id)
-    WHERE s.status = 'loaded'
+    SELECT s.snapshot_id, s.n_cells, s.fetched_at FROM heatmap_snapshots s
+    JOIN snaps USING (snapshot_id) WHERE s.status = 'loaded'
 ),
-cells AS (SELECT c.* FROM liquidation_data_raw c JOIN ledger USING (snapshot_id)),
+cells AS (
+    -- The fetched_at bounds let the BRIN index find the rows; snapshot_id then picks them.
+    SELECT c.* FROM liquidation_data_raw c JOIN ledger USING (snapshot_id)
+    WHERE c.fetched_at BETWEEN (SELECT min(fetched_at) FROM ledger)
+                           AND (SELECT max(fetched_at) FROM ledger)
+),
 counted AS (SELECT snapshot_id, count(*) AS n FROM cells GROUP BY snapshot_id)
 SELECT
     (SELECT count(*) FROM ledger),
