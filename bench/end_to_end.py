@@ -1,0 +1,178 @@
+"""Bench (#3): snapshots per second through fetch -> normalize -> archive -> load.
+
+The real `CoinGlassClient` fetches from the local fake CoinGlass server (no rate limit, no
+added latency; in its own process, as CoinGlass is on another machine) serving sandbox payloads
+of realistic size for every model x range; `ingest_heatmaps`
+normalizes, archives Model 3 to Parquet and loads PostgreSQL, partition after partition, as a
+backfill would. Payloads are generated before the clock starts, so the server costs only HTTP.
+A breakdown says where the time went.
+
+    uv run python -m bench.end_to_end [--symbols 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.pg import scratch_database
+from helix_pipelines.coinglass.client import CoinGlassClient
+from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
+from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.heatmaps import normalize as normalize_module
+from helix_pipelines.heatmaps.archive import ParquetArchive
+from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
+from helix_pipelines.heatmaps.quarantine import QuarantineStore
+from helix_pipelines.ingest import ingest_heatmaps
+from helix_pipelines.warehouse.base import StoreResult, UniverseMember
+from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
+from helix_pipelines_tests.fakes.coinglass_server import FakeCoinGlassServer
+
+KEY = "bench-key"
+SPENT: dict[str, float] = defaultdict(float)
+
+
+class TimedWarehouse(PostgresWarehouse):
+    def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
+        start = time.perf_counter()
+        try:
+            return super().store_snapshots(snapshots)
+        finally:
+            SPENT["load (COPY + ledger + candles)"] += time.perf_counter() - start
+
+    def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
+        start = time.perf_counter()
+        try:
+            return super().known_snapshots(snapshot_ids)
+        finally:
+            SPENT["ledger lookup"] += time.perf_counter() - start
+
+
+class TimedArchive(ParquetArchive):
+    def archive(self, snapshot: NormalizedSnapshot) -> Path | None:
+        start = time.perf_counter()
+        try:
+            return super().archive(snapshot)
+        finally:
+            SPENT["archive (Parquet)"] += time.perf_counter() - start
+
+
+def _timed_normalize():
+    original = normalize_module.normalize_payload
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            SPENT["normalize"] += time.perf_counter() - start
+
+    return timed
+
+
+def payloads(symbols: Sequence[str]) -> dict[tuple[str, str, str], bytes]:
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    sandbox = SandboxHeatmaps(clock=lambda: at)
+    return {
+        (HeatmapRequest("coin", s, m, r).path, s, r): sandbox.payload(
+            HeatmapRequest("coin", s, m, r)
+        )
+        for s in symbols
+        for m in MODELS
+        for r in RANGES
+    }
+
+
+def serve(
+    symbols: list[str],
+    ready: multiprocessing.queues.Queue[str],
+    stop: multiprocessing.synchronize.Event,
+) -> None:
+    """The fake CoinGlass server in its own process, as the real one is on another machine."""
+    served = payloads(symbols)
+
+    def factory(path: str, params: Mapping[str, str]) -> bytes:
+        return served[path, params["symbol"], params["range"]]
+
+    with FakeCoinGlassServer(api_key=KEY, payload_factory=factory, record_bodies=False) as server:
+        ready.put(server.base_url)
+        stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=25, help="snapshots per transaction")
+    parser.add_argument("--in-flight", type=int, default=2, help="batches loading at once")
+    args = parser.parse_args()
+    symbols = list(SANDBOX_COINS[: args.symbols])
+    cells = sum(body.count(b"],[") for body in payloads(symbols).values())  # ~ one per cell
+    ready: multiprocessing.Queue[str] = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    server_process = multiprocessing.Process(target=serve, args=(symbols, ready, stop), daemon=True)
+    server_process.start()
+    base_url = ready.get(timeout=120)
+
+    import helix_pipelines.ingest as ingest_module
+
+    ingest_module.normalize_payload = _timed_normalize()  # type: ignore[assignment]
+    members = [UniverseMember("coin", "", s, i) for i, s in enumerate(symbols, 1)]
+    with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
+        warehouse = TimedWarehouse(dsn)
+        warehouse.ensure_schema()
+        archive = TimedArchive(Path(tmp) / "archive")
+        quarantine = QuarantineStore(Path(tmp) / "quarantine")
+
+        async def run_all() -> int:
+            loaded = 0
+            async with CoinGlassClient(KEY, base_url, rate_limit_per_minute=1_000_000) as client:
+                for model in MODELS:
+                    for range_ in RANGES:
+                        report = await ingest_heatmaps(
+                            client,
+                            warehouse,
+                            archive,
+                            quarantine,
+                            members,
+                            model,
+                            range_,
+                            batch_size=args.batch_size,
+                            batches_in_flight=args.in_flight,
+                        )
+                        loaded += report.stored.snapshots_added
+            return loaded
+
+        start = time.perf_counter()
+        loaded = asyncio.run(run_all())
+        elapsed = time.perf_counter() - start
+        warehouse.close()
+    stop.set()
+    server_process.join(timeout=10)
+    print(
+        f"end_to_end batch_size={args.batch_size} in_flight={args.in_flight} "
+        f"snapshots={loaded} approx_cells={cells:,} seconds={elapsed:.2f} "
+        f"snapshots_per_s={loaded / elapsed:.1f} cells_per_s={cells / elapsed:,.0f}"
+    )
+    # The load runs on a worker thread while fetching and normalizing go on: stage times overlap.
+    accounted = sum(SPENT.values())
+    for stage, seconds in sorted(SPENT.items(), key=lambda kv: -kv[1]):
+        print(f"end_to_end stage={stage!r} seconds={seconds:.2f} share={seconds / elapsed:.0%}")
+    print(
+        f"end_to_end stage='fetch over HTTP + event loop + other' seconds={elapsed - accounted:.2f} "
+        f"share={(elapsed - accounted) / elapsed:.0%}"
+    )
+
+
+if __name__ == "__main__":
+    main()
