@@ -32,6 +32,8 @@ format: setup
 bench: setup
 	$(UV) run python -m bench.normalize_vs_orjson
 	$(UV) run python -m bench.fetch_throughput
+	$(UV) run python -m bench.loader_vs_psql_copy
+	$(UV) run python -m bench.end_to_end
 
 clean:
 	rm -rf data .dagster_home

@@ -38,7 +38,7 @@ class HeatmapIngestConfig(dg.Config):
     preview_symbol: str | None = Field(
         default=None, description="Symbol rendered in the metadata preview (default: first)."
     )
-    batch_size: int = Field(default=25, description="Snapshots stored per transaction.")
+    batch_size: int = Field(default=4, description="Snapshots stored per transaction.")
     batches_in_flight: int = Field(
         default=2, description="Batches loading at once (each on its own connection)."
     )

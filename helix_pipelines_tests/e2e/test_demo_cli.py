@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pytest
 
 from helix_pipelines.cli import main
@@ -46,3 +47,24 @@ def test_demo_ingests_all_24_partitions_for_five_symbols_from_the_sandbox(
 def test_unknown_range_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown ranges: 2d"):
         main(["--data-dir", str(tmp_path), "demo", "--ranges", "2d"])
+
+
+def test_demo_uses_postgresql_when_helix_pg_dsn_is_set(
+    tmp_path: Path, pg_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("HELIX_PG_DSN", pg_dsn)
+
+    assert main(["--data-dir", str(tmp_path), "demo", "--models", "3", "--ranges", "12h,1y"]) == 0
+
+    out = capsys.readouterr().out
+    assert "warehouse: postgres: " in out
+    assert "2 model x range partitions, 10 new snapshots" in out
+    assert not (tmp_path / "helix.duckdb").exists()
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM heatmap_snapshots").fetchone() == (10,)
+        assert conn.execute(
+            'SELECT count(DISTINCT "range") FROM liquidation_data_raw'
+        ).fetchone() == (2,)
+    assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 10
