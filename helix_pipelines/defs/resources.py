@@ -9,6 +9,7 @@ location serves every environment. Secrets can also be bound explicitly with `dg
   COINGLASS_CAPTURE_DIR  record every real response there, for later replay
   HELIX_DATA_DIR         root of the embedded warehouse, archive and quarantine (default ./data)
   HELIX_PG_DSN           PostgreSQL/TimescaleDB warehouse; unset: the embedded DuckDB file
+  HELIX_REDIS_URL        Redis for the trade-signal stream; unset: signals are stored only
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from helix_pipelines.analytics.risk import RiskLimits
+from helix_pipelines.bus.signals import SignalPublisher
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
 from helix_pipelines.coinglass.settings import SourceSettings, open_source
 from helix_pipelines.coinglass.source import HeatmapSource
@@ -171,6 +174,43 @@ class UniverseResource(dg.ConfigurableResource):
         )
 
 
+class RiskLimitsResource(dg.ConfigurableResource):
+    """Account size and the caps every trade signal must respect (see analytics.risk.RiskLimits)."""
+
+    account_equity_usd: float = 10_000.0
+    risk_fraction: float = Field(default=0.005, description="Equity risked per trade at the stop.")
+    kelly_fraction: float = Field(default=0.25, description="Multiplier of the Kelly bound.")
+    max_leverage: int = 10
+    maintenance_margin_rate: float = 0.005
+    liquidation_buffer_atr: float = Field(
+        default=1.0,
+        description="The position's liquidation price lies this many ATR beyond the stop.",
+    )
+    min_reward_to_risk: float = 1.5
+    max_symbol_exposure_fraction: float = Field(
+        default=1.0, description="Notional per symbol / equity."
+    )
+    max_total_exposure_fraction: float = Field(default=3.0, description="Total notional / equity.")
+    max_open_signals: int = 10
+
+    def limits(self) -> RiskLimits:
+        return RiskLimits(**{name: getattr(self, name) for name in RiskLimits.__dataclass_fields__})
+
+
+class SignalBusResource(dg.ConfigurableResource):
+    """Redis stream and pub/sub channel for trade signals; off when no URL is configured."""
+
+    redis_url: str | None = Field(default=None, description="Defaults to $HELIX_REDIS_URL.")
+    key_prefix: str = Field(default="", description="Prepended to the stream and channel names.")
+
+    def url(self) -> str | None:
+        return self.redis_url or _env("HELIX_REDIS_URL")
+
+    def publisher(self) -> SignalPublisher | None:
+        url = self.url()
+        return SignalPublisher(url, key_prefix=self.key_prefix) if url else None
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources every entry point uses unless it overrides one (tests, the CLI)."""
     return {
@@ -178,6 +218,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "warehouse": WarehouseResource(),
         "archive": ArchiveResource(),
         "universe": UniverseResource(),
+        "risk": RiskLimitsResource(),
+        "signal_bus": SignalBusResource(),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -43,10 +44,22 @@ def heatmap_grid(
     return grid, levels, candles["close"].to_numpy()
 
 
+Line = tuple[float, tuple[int, int, int]]
+
+
 def render_png(
-    cells: pl.DataFrame, candles: pl.DataFrame, *, max_width: int = 480, height: int = 240
+    cells: pl.DataFrame,
+    candles: pl.DataFrame,
+    *,
+    max_width: int = 480,
+    height: int = 240,
+    lines: Sequence[Line] = (),
 ) -> bytes:
-    """PNG preview of one snapshot, at most `max_width` x `height` pixels."""
+    """PNG preview of one snapshot, at most `max_width` x `height` pixels.
+
+    `lines`: horizontal price lines drawn across the map, e.g. cluster zones and a signal's
+    entry, stop-loss and take-profit, as (price, RGB colour).
+    """
     grid, levels, closes = heatmap_grid(cells, candles)
     n_levels, n_candles = grid.shape
     width = max(1, min(max_width, n_candles * 2))
@@ -61,6 +74,12 @@ def render_png(
         y = np.clip(((1 - frac) * (height - 1)).round().astype(int), 0, height - 1)
         image[y, np.arange(width)] = 255
         image[np.minimum(y + 1, height - 1), np.arange(width)] = 255
+    if len(levels) > 1:
+        for price, colour in lines:
+            frac = (price - levels[0]) / (levels[-1] - levels[0])
+            if 0 <= frac <= 1:
+                row = round((1 - frac) * (height - 1))
+                image[row, ::2] = colour  # dashed, so the heatmap stays visible under the line
     return encode_png(image)
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+
+import polars as pl
 
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
 
@@ -104,4 +107,24 @@ class Warehouse(Protocol):
 
     def ledger_summary(self) -> list[dict[str, object]]:
         """Per model x range: loaded and quarantined snapshot counts, cells, latest fetch."""
+        ...
+
+    def latest_snapshots(self, depth: int = 2) -> pl.DataFrame:
+        """The `depth` newest loaded snapshots of each heatmap key (`recency` 1 = newest)."""
+        ...
+
+    def snapshot_cells(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
+        """snapshot_id, candle_ts, price, liq_usd of these snapshots."""
+        ...
+
+    def candles_since(self, since: datetime) -> pl.DataFrame:
+        """Every stored candle at or after `since` (the candles contract)."""
+        ...
+
+    def upsert_frame(self, table: str, frame: pl.DataFrame) -> int:
+        """Write an analytics frame in one transaction, replacing rows with the same key."""
+        ...
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        """All rows of an analytics table, in its contract schema."""
         ...

@@ -9,18 +9,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from helix_pipelines.analytics.tables import ANALYTICS_TABLES
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
+from helix_pipelines.warehouse.analytics_io import (
+    CANDLES_SINCE,
+    LATEST_SNAPSHOTS,
+    UPSERT_SQL,
+    table_spec,
+)
 from helix_pipelines.warehouse.base import (
     QualityReport,
     StoreResult,
     UniverseMember,
     unique_snapshots,
 )
+from helix_pipelines.warehouse.migrations import sql_dir
 
 SCHEMA_DDL = """
 CREATE TABLE IF NOT EXISTS heatmap_snapshots (
@@ -100,6 +109,10 @@ ON CONFLICT (scope, exchange, symbol, "range", ts) DO UPDATE SET
 SELECT_KNOWN = (
     "SELECT snapshot_id, status FROM heatmap_snapshots WHERE snapshot_id IN (SELECT unnest(?))"
 )
+SNAPSHOT_CELLS = """
+SELECT snapshot_id, candle_ts, price, liq_usd FROM liquidation_data_raw
+WHERE snapshot_id IN (SELECT unnest(?))
+"""
 SELECT_UNIVERSE = "SELECT scope, exchange, symbol, rank FROM symbol_universe ORDER BY rank"
 INSERT_UNIVERSE = "INSERT INTO symbol_universe (scope, exchange, symbol, rank) VALUES (?, ?, ?, ?)"
 QUALITY = """
@@ -132,6 +145,8 @@ FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"
 """
 
 _LOCK_WAIT_SECONDS = 60.0
+# The analytics tables use portable SQL: the PostgreSQL migration is run here as is.
+ANALYTICS_DDL_FILE = "004_analytics_tables.sql"
 
 
 class DuckDBWarehouse:
@@ -169,6 +184,7 @@ class DuckDBWarehouse:
     def ensure_schema(self) -> None:
         with self.connect() as con:
             con.execute(SCHEMA_DDL)
+            con.execute((sql_dir() / ANALYTICS_DDL_FILE).read_text())
 
     def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
         if not snapshot_ids:
@@ -253,3 +269,45 @@ class DuckDBWarehouse:
             cursor = con.execute(LEDGER_SUMMARY)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- analytics -----------------------------------------------------------------------------
+
+    def latest_snapshots(self, depth: int = 2) -> pl.DataFrame:
+        with self.connect() as con:
+            return _frame(con.sql(LATEST_SNAPSHOTS, params=[depth]))
+
+    def snapshot_cells(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
+        with self.connect() as con:
+            return _frame(con.sql(SNAPSHOT_CELLS, params=[list(snapshot_ids)]))
+
+    def candles_since(self, since: datetime) -> pl.DataFrame:
+        with self.connect() as con:
+            return _frame(con.sql(CANDLES_SINCE, params=[since]))
+
+    def upsert_frame(self, table: str, frame: pl.DataFrame) -> int:
+        columns, _ = table_spec(table)
+        delete, insert, _ = UPSERT_SQL[table]
+        if frame.height == 0:
+            return 0
+        with self.connect() as con:
+            con.register("incoming", frame.select(columns))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(delete)
+                con.execute(insert)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return frame.height
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        table_spec(table)
+        with self.connect() as con:
+            frame = _frame(con.sql(UPSERT_SQL[table][2]))
+        return frame.cast(ANALYTICS_TABLES[table][0])  # type: ignore[arg-type]
+
+
+def _frame(result: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A query result as a polars frame (through Arrow, without copying row by row)."""
+    return pl.DataFrame(pl.from_arrow(result.to_arrow_table()))

@@ -12,12 +12,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import polars as pl
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
+from helix_pipelines.analytics.tables import ANALYTICS_TABLES
+from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, UTC_TIME
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
+from helix_pipelines.warehouse.analytics_io import (
+    CANDLES_SINCE,
+    LATEST_SNAPSHOTS,
+    UPSERT_SQL,
+    table_spec,
+)
 from helix_pipelines.warehouse.base import (
     QualityReport,
     StoreResult,
@@ -110,6 +121,20 @@ ADD_COMPRESSION = (
 
 # Chunks of COPY data sent at a time: bounded memory per write, and progress the server sees.
 COPY_CHUNK_BYTES = 4 << 20
+
+SNAPSHOT_CELLS = """
+SELECT c.snapshot_id, c.candle_ts, c.price, c.liq_usd
+FROM liquidation_data_raw c JOIN heatmap_snapshots s USING (snapshot_id)
+WHERE s.snapshot_id = ANY(%s)
+  AND c.fetched_at BETWEEN (SELECT min(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(%s))
+                       AND (SELECT max(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(%s))
+"""
+CREATE_INCOMING = "CREATE TEMPORARY TABLE incoming (LIKE {table}) ON COMMIT DROP"
+
+
+def _pg(statement: str) -> str:
+    """A shared `?`-placeholder statement in psycopg's `%s` style."""
+    return statement.replace("?", "%s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +284,58 @@ class PostgresWarehouse:
             cur.execute(LEDGER_SUMMARY)
             names = [d.name for d in cur.description or []]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    # -- analytics -----------------------------------------------------------------------------
+
+    def _frame(
+        self, statement: str, params: Sequence[object], schema: dict | None = None
+    ) -> pl.DataFrame:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(statement, params)  # type: ignore[arg-type]
+            names = [d.name for d in cur.description or []]
+            rows = cur.fetchall()
+        frame = pl.DataFrame(rows, schema=names, orient="row")
+        return frame.cast(schema) if schema else frame  # type: ignore[arg-type]
+
+    def latest_snapshots(self, depth: int = 2) -> pl.DataFrame:
+        return self._frame(_pg(LATEST_SNAPSHOTS), (depth,))
+
+    def snapshot_cells(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
+        ids = list(snapshot_ids)
+        return self._frame(
+            SNAPSHOT_CELLS,
+            (ids, ids, ids),
+            {
+                "snapshot_id": pl.String,
+                "candle_ts": UTC_TIME,
+                "price": pl.Float64,
+                "liq_usd": pl.Float64,
+            },
+        )
+
+    def candles_since(self, since: datetime) -> pl.DataFrame:
+        return self._frame(_pg(CANDLES_SINCE), (since,), CANDLES_SCHEMA)
+
+    def upsert_frame(self, table: str, frame: pl.DataFrame) -> int:
+        columns, _ = table_spec(table)
+        delete, insert, _ = UPSERT_SQL[table]
+        if frame.height == 0:
+            return 0
+        copy_incoming = sql.SQL("COPY incoming ({}) FROM STDIN").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        )
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(sql.SQL(CREATE_INCOMING).format(table=sql.Identifier(table)))
+            with cur.copy(copy_incoming) as copy:
+                for row in frame.select(columns).iter_rows():
+                    copy.write_row(row)
+            cur.execute(delete)
+            cur.execute(insert)
+        return frame.height
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        table_spec(table)
+        return self._frame(UPSERT_SQL[table][2], (), ANALYTICS_TABLES[table][0])
 
 
 def _ledger_columns(snapshots: Sequence[NormalizedSnapshot]) -> tuple[list[object], ...]:

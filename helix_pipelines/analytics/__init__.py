@@ -1,0 +1,1 @@
+"""Liquidation analytics: profiles, clusters, consensus, risk, outcomes, rendering. No Dagster here."""

@@ -1,0 +1,86 @@
+"""Price-level profiles of one heatmap snapshot.
+
+A heatmap is liquidation USD per (candle, price level). Its profile sums it per price level:
+  - cumulative: over every candle of the snapshot (where liquidations stacked up over the range);
+  - live: the latest candle column only (what is resting right now).
+Each is also given as shares of its own total, which makes the opaque CoinGlass models and
+ranges comparable with each other (DESIGN.md section 3).
+
+Cells are sparse (zero levels are omitted), so the price grid is rebuilt from the level step:
+adjacency of levels matters for cluster detection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass(frozen=True, slots=True)
+class LevelProfile:
+    """Per price level (ascending, regular grid): cumulative and live USD."""
+
+    prices: np.ndarray
+    cumulative: np.ndarray
+    live: np.ndarray
+
+    @property
+    def step(self) -> float:
+        return float(self.prices[1] - self.prices[0]) if len(self.prices) > 1 else 0.0
+
+    @staticmethod
+    def _shares(values: np.ndarray) -> np.ndarray:
+        total = values.sum()
+        return values / total if total > 0 else np.zeros_like(values)
+
+    @property
+    def cumulative_shares(self) -> np.ndarray:
+        return self._shares(self.cumulative)
+
+    @property
+    def live_shares(self) -> np.ndarray:
+        return self._shares(self.live)
+
+    def values(self, kind: str) -> np.ndarray:
+        if kind == "cumulative":
+            return self.cumulative
+        if kind == "live":
+            return self.live
+        raise ValueError(f"profile kind must be 'cumulative' or 'live', got {kind!r}")
+
+
+def level_grid(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(regular ascending grid, index of each price in it) from the levels that occur.
+
+    The step is the smallest gap between distinct levels (CoinGlass axes are regular; rounding of
+    the printed levels makes gaps differ by a tick at most, absorbed by nearest-index snapping).
+    """
+    unique = np.unique(prices)
+    if len(unique) == 1:
+        return unique, np.zeros(len(prices), dtype=np.int64)
+    gaps = np.diff(unique)
+    step = float(gaps.min())
+    size = round((unique[-1] - unique[0]) / step) + 1
+    if size > 4 * len(unique):
+        # Not a regular axis (a few odd gaps): keep the levels as they are.
+        return unique, np.searchsorted(unique, prices)
+    grid = unique[0] + step * np.arange(size)
+    index = np.rint((prices - unique[0]) / step).astype(np.int64)
+    return grid, np.clip(index, 0, size - 1)
+
+
+def snapshot_profile(cells: pl.DataFrame) -> LevelProfile:
+    """Profile of one snapshot's cells (columns candle_ts, price, liq_usd)."""
+    if cells.height == 0:
+        empty = np.array([], dtype=np.float64)
+        return LevelProfile(empty, empty, empty)
+    prices = cells["price"].to_numpy()
+    usd = cells["liq_usd"].to_numpy()
+    grid, index = level_grid(prices)
+    cumulative = np.bincount(index, weights=usd, minlength=len(grid))
+    ts = cells["candle_ts"].to_numpy()
+    latest = ts == ts.max()
+    live = np.bincount(index[latest], weights=usd[latest], minlength=len(grid))
+    return LevelProfile(grid, cumulative, live)

@@ -1,0 +1,51 @@
+"""SQL shared by both warehouses for the analytics layer (reads of heatmaps, upserts of results).
+
+Statements are written with `?` placeholders (DuckDB's); the PostgreSQL warehouse converts them
+to `%s`. Table and column names only ever come from the ANALYTICS_TABLES allowlist.
+"""
+
+from __future__ import annotations
+
+from helix_pipelines.analytics.tables import ANALYTICS_TABLES
+
+LATEST_SNAPSHOTS = """
+SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", recency
+FROM (
+    SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
+           row_number() OVER (PARTITION BY scope, exchange, symbol, model, "range"
+                              ORDER BY fetched_at DESC) AS recency
+    FROM heatmap_snapshots WHERE status = 'loaded'
+) ranked
+WHERE recency <= ?
+ORDER BY symbol, model, "range", recency
+"""
+CANDLES_SINCE = """
+SELECT scope, exchange, symbol, "range", ts, open, high, low, close, volume_usd
+FROM heatmap_candles WHERE ts >= ? ORDER BY scope, exchange, symbol, "range", ts
+"""
+
+
+def table_spec(table: str) -> tuple[list[str], list[str]]:
+    """(columns, key columns) of an analytics table; ValueError for anything else."""
+    if table not in ANALYTICS_TABLES:
+        raise ValueError(f"{table!r} is not an analytics table ({', '.join(ANALYTICS_TABLES)})")
+    schema, key = ANALYTICS_TABLES[table]
+    return list(schema), list(key)
+
+
+def quoted(names: list[str]) -> str:
+    """Comma-separated double-quoted identifiers (allowlisted names only)."""
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _upsert_statements(table: str) -> tuple[str, str, str]:
+    columns, key = table_spec(table)
+    # Built once from the allowlist above, never from input: these are named constants.
+    delete = f"DELETE FROM {table} WHERE ({quoted(key)}) IN (SELECT {quoted(key)} FROM incoming)"  # noqa: S608
+    insert = f"INSERT INTO {table} ({quoted(columns)}) SELECT {quoted(columns)} FROM incoming"  # noqa: S608
+    select = f"SELECT {quoted(columns)} FROM {table}"  # noqa: S608
+    return delete, insert, select
+
+
+UPSERT_SQL: dict[str, tuple[str, str, str]] = {t: _upsert_statements(t) for t in ANALYTICS_TABLES}
+"""table -> (delete rows whose key is in `incoming`, insert `incoming`, select all columns)."""
