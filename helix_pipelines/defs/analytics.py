@@ -1,6 +1,7 @@
 """Liquidation analytics assets: clusters -> consensus zones -> trade signals, and outcomes.
 
-They refresh themselves after new heatmaps land (eager automation), read the warehouse, and
+They refresh themselves after new heatmaps land (automation conditions, evaluated by a sensor
+that is on by default), read the warehouse, and
 write their results back; signals also go to the Redis stream when HELIX_REDIS_URL is set.
 """
 
@@ -29,7 +30,13 @@ CHECK_CLUSTERS = "clusters_inside_levels_shares_valid"
 CHECK_SIGNALS = "signals_within_risk_caps"
 # Candles older than the longest range plus a margin never matter to the analytics.
 CANDLE_LOOKBACK = timedelta(days=370)
-EAGER = dg.AutomationCondition.eager()
+# Like eager(), but not held back by missing heatmap partitions: with 24 partitions, some are
+# always missing or failed, and the analytics should still follow every one that lands.
+AFTER_NEW_HEATMAPS = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after new heatmaps")
 
 
 class AnalyticsConfig(dg.Config):
@@ -45,7 +52,7 @@ class AnalyticsConfig(dg.Config):
 def _spec(key: dg.AssetKey, deps: list[object], description: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         key, deps=deps, group_name="analytics", kinds={"polars", "python"},
-        automation_condition=EAGER, description=description,
+        automation_condition=AFTER_NEW_HEATMAPS, description=description,
     )  # fmt: skip
 
 
@@ -237,7 +244,7 @@ class OutcomesConfig(dg.Config):
     deps=[CLUSTERS, SIGNALS],
     group_name="analytics",
     kinds={"polars", "python"},
-    automation_condition=EAGER,
+    automation_condition=AFTER_NEW_HEATMAPS,
 )
 def cluster_outcomes(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: OutcomesConfig
@@ -282,3 +289,13 @@ def _rates_table(rates: pl.DataFrame) -> str:
             f"{r['n']} | {r['hit_rate']:.0%} | {'-' if median is None else f'{median:.1f}'} |"
         )
     return "\n".join(lines) if len(lines) > 2 else "nothing scored yet: horizons still open"
+
+
+analytics_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "analytics_automation_sensor",
+    target=dg.AssetSelection.groups("analytics"),
+    # On by default: analytics must follow new heatmaps without anyone toggling anything.
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Refreshes clusters, zones, signals and outcomes after new heatmaps land.",
+)

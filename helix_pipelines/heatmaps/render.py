@@ -35,13 +35,25 @@ def heatmap_grid(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(grid[level, candle] of USD, sorted level prices, candle closes) from one snapshot's frames."""
     levels = np.sort(cells["price"].unique().to_numpy()) if cells.height else np.array([0.0])
-    times = candles["ts"].to_numpy()
-    grid = np.zeros((len(levels), len(times)))
+    candles = candles.sort("ts")
+    # The time axis is every candle and every cell timestamp, so no cell falls off the grid even
+    # when the candles given do not cover the snapshot exactly; gaps carry the last close.
+    times = np.union1d(candles["ts"].to_numpy(), cells["candle_ts"].to_numpy())
+    grid = np.zeros((len(levels), max(len(times), 1)))
     if cells.height:
         x = np.searchsorted(times, cells["candle_ts"].to_numpy())
         y = np.searchsorted(levels, cells["price"].to_numpy())
         np.add.at(grid, (y, x), cells["liq_usd"].to_numpy())
-    return grid, levels, candles["close"].to_numpy()
+    closes = (
+        pl.DataFrame({"ts": times})
+        .join(candles.select(pl.col("ts").dt.replace_time_zone(None), "close"), on="ts", how="left")
+        .select(pl.col("close").forward_fill().backward_fill())
+        .to_series()
+        .to_numpy()
+        if candles.height
+        else np.array([])
+    )
+    return grid, levels, closes
 
 
 Line = tuple[float, tuple[int, int, int]]
@@ -79,7 +91,10 @@ def render_png(
             frac = (price - levels[0]) / (levels[-1] - levels[0])
             if 0 <= frac <= 1:
                 row = round((1 - frac) * (height - 1))
-                image[row, ::2] = colour  # dashed, so the heatmap stays visible under the line
+                # Three pixels thick and dashed, so the line reads at a glance and the heatmap
+                # under it stays visible.
+                dashes = (np.arange(width) // 8) % 3 != 2
+                image[max(row - 1, 0) : row + 2, dashes] = colour
     return encode_png(image)
 
 

@@ -29,6 +29,10 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "normalized_heatmaps",
         "model3_heatmap_archive",
         "liquidation_heatmaps",
+        "liquidation_clusters",
+        "consensus_zones",
+        "trade_signals",
+        "cluster_outcomes",
     }
     graph = definitions.resolve_asset_graph()
     parents = {
@@ -39,6 +43,10 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
     assert parents["normalized_heatmaps"] == {"heatmap_payloads"}
     assert parents["model3_heatmap_archive"] == {"normalized_heatmaps"}
     assert parents["liquidation_heatmaps"] == {"normalized_heatmaps"}
+    assert parents["liquidation_clusters"] == {"liquidation_heatmaps"}
+    assert parents["consensus_zones"] == {"liquidation_clusters"}
+    assert parents["trade_signals"] == {"consensus_zones"}
+    assert parents["cluster_outcomes"] == {"liquidation_clusters", "trade_signals"}
     assert definitions.resolve_job_def("heatmap_ingest_job") is not None
     assert definitions.resolve_job_def("symbol_universe_job") is not None
     schedules = {s.name for s in definitions.schedules or []}
@@ -48,13 +56,18 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "heatmaps_medium_schedule",
         "heatmaps_long_schedule",
     }
-    assert {s.name for s in definitions.sensors or []} == {"symbol_universe_sensor"}
+    assert {s.name for s in definitions.sensors or []} == {
+        "symbol_universe_sensor",
+        "analytics_automation_sensor",
+    }
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == {
         "heatmaps_non_empty",
         "heatmaps_universe_coverage",
         "heatmaps_schema_and_bounds",
         "heatmaps_quarantined_payloads",
+        "clusters_inside_levels_shares_valid",
+        "signals_within_risk_caps",
     }
 
 

@@ -1,0 +1,76 @@
+"""Bench (#4): clusters + consensus + risk for the whole universe, as snapshots per CPU-second.
+
+Sandbox snapshots for every symbol x model x range (two per key, so swept detection runs too)
+are normalized up front; `analyze` then runs over all of them and is timed in CPU seconds of
+this process. Printed next to the end-to-end ingest rate of bench/end_to_end.py, which it must
+exceed by a wide margin for analytics never to limit the pipeline.
+
+    uv run python -m bench.analytics_throughput [--symbols 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from helix_pipelines.analytics.pipeline import analyze
+from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
+from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.heatmaps.normalize import normalize_payload
+
+NOW = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
+
+
+def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    ledger, cells, candles = [], [], []
+    for recency, moment in ((2, NOW - timedelta(hours=1)), (1, NOW)):
+        sandbox = SandboxHeatmaps(clock=lambda moment=moment: moment)
+        for symbol in symbols:
+            for model in MODELS:
+                for range_ in RANGES:
+                    request = HeatmapRequest("coin", symbol, model, range_)
+                    snapshot = normalize_payload(sandbox.payload(request), request, moment)
+                    ledger.append({**snapshot.ledger.as_dict(), "recency": recency})
+                    cells.append(
+                        snapshot.cells.select("snapshot_id", "candle_ts", "price", "liq_usd")
+                    )
+                    candles.append(snapshot.candles)
+    latest = pl.DataFrame(ledger).select(
+        "snapshot_id", "fetched_at", "scope", "exchange", "symbol", "model", "range", "recency"
+    )
+    all_candles = pl.concat(candles).unique(
+        ["scope", "exchange", "symbol", "range", "ts"], keep="last"
+    )
+    return latest, pl.concat(cells), all_candles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    latest, cells, candles = inputs(list(SANDBOX_COINS[: args.symbols]))
+    best = float("inf")
+    for _ in range(args.repeats):
+        start = time.process_time()
+        result = analyze(latest, cells, candles, now=NOW)
+        best = min(best, time.process_time() - start)
+    snapshots = latest.height
+    print(
+        f"analytics_throughput symbols={args.symbols} snapshots={snapshots} (current + previous) "
+        f"cells={cells.height:,} clusters={result.clusters.height} zones={result.zones.height} "
+        f"signals={result.signals.height}"
+    )
+    print(
+        f"analytics_throughput cpu_seconds={best:.2f} snapshots_per_cpu_second={snapshots / best:.1f} "
+        f"current_snapshots_per_cpu_second={result.snapshots_analyzed / best:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
