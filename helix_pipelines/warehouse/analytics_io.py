@@ -1,12 +1,17 @@
-"""SQL shared by both warehouses for the analytics layer (reads of heatmaps, upserts of results).
+"""SQL shared by both warehouses for the analytics and execution layers (reads of heatmaps,
+upserts of result tables).
 
 Statements are written with `?` placeholders (DuckDB's); the PostgreSQL warehouse converts them
-to `%s`. Table and column names only ever come from the ANALYTICS_TABLES allowlist.
+to `%s`. Table and column names only ever come from the FRAME_TABLES allowlist.
 """
 
 from __future__ import annotations
 
 from helix_pipelines.analytics.tables import ANALYTICS_TABLES
+from helix_pipelines.execution.tables import EXECUTION_TABLES
+
+FRAME_TABLES = {**ANALYTICS_TABLES, **EXECUTION_TABLES}
+"""Tables written and read as whole frames: table -> (schema, primary key)."""
 
 LATEST_SNAPSHOTS = """
 SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", recency
@@ -26,10 +31,10 @@ FROM heatmap_candles WHERE ts >= ? ORDER BY scope, exchange, symbol, "range", ts
 
 
 def table_spec(table: str) -> tuple[list[str], list[str]]:
-    """(columns, key columns) of an analytics table; ValueError for anything else."""
-    if table not in ANALYTICS_TABLES:
-        raise ValueError(f"{table!r} is not an analytics table ({', '.join(ANALYTICS_TABLES)})")
-    schema, key = ANALYTICS_TABLES[table]
+    """(columns, key columns) of a frame table; ValueError for anything else."""
+    if table not in FRAME_TABLES:
+        raise ValueError(f"{table!r} is not a frame table ({', '.join(FRAME_TABLES)})")
+    schema, key = FRAME_TABLES[table]
     return list(schema), list(key)
 
 
@@ -47,5 +52,5 @@ def _upsert_statements(table: str) -> tuple[str, str, str]:
     return delete, insert, select
 
 
-UPSERT_SQL: dict[str, tuple[str, str, str]] = {t: _upsert_statements(t) for t in ANALYTICS_TABLES}
+UPSERT_SQL: dict[str, tuple[str, str, str]] = {t: _upsert_statements(t) for t in FRAME_TABLES}
 """table -> (delete rows whose key is in `incoming`, insert `incoming`, select all columns)."""

@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from helix_pipelines.analytics.tables import ANALYTICS_TABLES
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
 from helix_pipelines.warehouse.analytics_io import (
     CANDLES_SINCE,
+    FRAME_TABLES,
     LATEST_SNAPSHOTS,
     UPSERT_SQL,
     table_spec,
@@ -145,8 +145,8 @@ FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"
 """
 
 _LOCK_WAIT_SECONDS = 60.0
-# The analytics tables use portable SQL: the PostgreSQL migration is run here as is.
-ANALYTICS_DDL_FILE = "004_analytics_tables.sql"
+# The analytics and executor tables use portable SQL: those PostgreSQL migrations run here as is.
+PORTABLE_DDL_FILES = ("004_analytics_tables.sql", "005_executor_tables.sql")
 
 
 class DuckDBWarehouse:
@@ -184,7 +184,8 @@ class DuckDBWarehouse:
     def ensure_schema(self) -> None:
         with self.connect() as con:
             con.execute(SCHEMA_DDL)
-            con.execute((sql_dir() / ANALYTICS_DDL_FILE).read_text())
+            for name in PORTABLE_DDL_FILES:
+                con.execute((sql_dir() / name).read_text())
 
     def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
         if not snapshot_ids:
@@ -305,7 +306,7 @@ class DuckDBWarehouse:
         table_spec(table)
         with self.connect() as con:
             frame = _frame(con.sql(UPSERT_SQL[table][2]))
-        return frame.cast(ANALYTICS_TABLES[table][0])  # type: ignore[arg-type]
+        return frame.cast(FRAME_TABLES[table][0])  # type: ignore[arg-type]
 
 
 def _frame(result: duckdb.DuckDBPyRelation) -> pl.DataFrame:

@@ -20,11 +20,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from helix_pipelines.analytics.tables import ANALYTICS_TABLES
 from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, UTC_TIME
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
 from helix_pipelines.warehouse.analytics_io import (
     CANDLES_SINCE,
+    FRAME_TABLES,
     LATEST_SNAPSHOTS,
     UPSERT_SQL,
     table_spec,
@@ -335,7 +335,7 @@ class PostgresWarehouse:
 
     def read_table(self, table: str) -> pl.DataFrame:
         table_spec(table)
-        return self._frame(UPSERT_SQL[table][2], (), ANALYTICS_TABLES[table][0])
+        return self._frame(UPSERT_SQL[table][2], (), FRAME_TABLES[table][0])
 
 
 def _ledger_columns(snapshots: Sequence[NormalizedSnapshot]) -> tuple[list[object], ...]:

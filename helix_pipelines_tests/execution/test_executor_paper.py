@@ -1,0 +1,158 @@
+"""The executor with the paper broker on a real warehouse (DuckDB and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from helix_pipelines.execution.brokers import PaperBroker
+from helix_pipelines.execution.executor import Executor
+from helix_pipelines.execution.guard import GuardLimits
+from helix_pipelines.execution.orders import Signal, order_link_id_for
+from helix_pipelines.execution.store import ExecutorStore
+from helix_pipelines.warehouse.base import Warehouse
+from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    if request.param == "duckdb":
+        store: Warehouse = DuckDBWarehouse(tmp_path / "helix.duckdb")
+    else:
+        store = PostgresWarehouse(request.getfixturevalue("pg_dsn"))
+    store.ensure_schema()
+    yield store
+    store.close()
+
+
+class Rig:
+    def __init__(self, warehouse: Warehouse, limits: GuardLimits | None = None) -> None:
+        self.warehouse = warehouse
+        self.prices = {"BTC": 100_000.0, "ETH": 3_000.0}
+        self.clock = Clock()
+        self.limits = limits or GuardLimits(max_daily_loss_usd=100.0)
+
+    def executor(self) -> Executor:
+        broker = PaperBroker(
+            self.warehouse, self.prices.get, clock=self.clock, slippage_bps=0, fee_rate=0.0
+        )
+        return Executor(
+            broker, ExecutorStore(self.warehouse, "paper"), self.limits, clock=self.clock
+        )
+
+    def fills(self) -> pl.DataFrame:
+        return self.warehouse.read_table("paper_fills")
+
+
+def signal(
+    signal_id: str = "s1", symbol: str = "BTC", side: str = "long", qty: float = 0.02, **kw: object
+) -> Signal:
+    entry = {"BTC": 100_000.0, "ETH": 3_000.0}[symbol]
+    below, above = entry * 0.98, entry * 1.05
+    return Signal.from_mapping({
+        "signal_id": signal_id, "symbol": symbol, "side": side, "entry": entry,
+        "stop_loss": below if side == "long" else above, "take_profit": above if side == "long" else below,
+        "qty": qty, "leverage": 2, "created_at": kw.get("created_at", NOW),
+    })  # fmt: skip
+
+
+def test_the_same_signal_twice_gives_one_order(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    executor = rig.executor()
+    first = executor.process(signal())
+    second = executor.process(signal())
+    assert first.action == "placed"
+    assert second.action == "duplicate"
+    assert rig.fills().height == 1
+    assert rig.fills()["qty"][0] == pytest.approx(0.02)
+    orders = warehouse.read_table("executor_orders")
+    assert orders.select("order_link_id", "status", "qty").rows() == [
+        (order_link_id_for("s1"), "filled", "0.020")
+    ]
+    decisions = warehouse.read_table("executor_decisions").sort("decided_at")
+    assert decisions["action"].to_list() == ["placed", "duplicate"]
+
+
+def test_a_restarted_executor_still_never_repeats_an_order(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    rig.executor().process(signal())
+    restarted = rig.executor()
+    report = restarted.start(["BTC"])
+    assert report.positions == {"BTC": "long 0.02 @ 100000.0"}
+    assert restarted.process(signal()).action == "duplicate"
+    assert rig.fills().height == 1
+
+
+def test_a_stale_signal_is_skipped_and_stays_skipped(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    rig.clock.now = NOW + timedelta(hours=1)
+    executor = rig.executor()
+    decision = executor.process(signal())
+    assert decision.action == "skipped"
+    assert "stale" in decision.reason
+    assert executor.process(signal()).action == "duplicate"  # a redelivery is not re-judged
+    assert rig.fills().height == 0
+
+
+def test_a_halted_executor_places_nothing_until_reset(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    store = ExecutorStore(warehouse, "paper")
+    store.halt("manual kill switch", NOW)
+    decision = rig.executor().process(signal("s1"))
+    assert decision.action == "skipped"
+    assert "trading halted: manual kill switch" in decision.reason
+    assert rig.fills().height == 0
+    store.reset_halt(NOW)
+    assert rig.executor().process(signal("s2")).action == "placed"
+
+
+def test_daily_loss_halts_and_the_halt_survives_a_restart(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    executor = rig.executor()
+    assert executor.process(signal("s1", qty=0.05)).action == "placed"  # 5,000 notional long
+    rig.prices["BTC"] = 97_900.0  # the stop at 98,000 is crossed: exit there, -100 USD
+    closed = executor.broker.housekeeping()
+    assert closed == ["BTC stop-loss at 98000"]
+    rig.prices["ETH"] = 3_000.0
+    decision = executor.process(signal("s2", symbol="ETH"))
+    assert decision.action == "skipped"
+    assert "daily loss 100.00" in decision.reason
+    restarted = rig.executor()
+    halted, reason = ExecutorStore(warehouse, "paper").halted()
+    assert halted
+    assert "daily loss" in reason
+    assert restarted.process(signal("s3", symbol="ETH")).action == "skipped"
+
+
+def test_paper_take_profit_realizes_pnl(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    executor = rig.executor()
+    executor.process(signal("s1", qty=0.01))
+    rig.prices["BTC"] = 105_500.0
+    assert executor.broker.housekeeping() == ["BTC take-profit at 105000"]
+    fills = rig.fills().sort("filled_at")
+    assert fills["realized_pnl_usd"].to_list() == [0.0, pytest.approx(50.0)]
+    assert executor.broker.positions() == {}
+    assert float(executor.broker.equity()) == pytest.approx(10_050.0)
+
+
+def test_orders_below_the_minimum_size_are_rejected(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    decision = rig.executor().process(signal(qty=0.00001))
+    assert decision.action == "rejected"
+    assert "below minOrderQty" in decision.reason
