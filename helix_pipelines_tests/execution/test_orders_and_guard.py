@@ -80,6 +80,9 @@ def test_malformed_signals_are_clear_errors() -> None:
 LIMITS = GuardLimits(max_open_positions=2, max_order_notional_usd=5_000, max_symbol_notional_usd=6_000,
                      max_daily_loss_usd=300, max_signal_age_seconds=600, max_price_deviation_pct=1.0)  # fmt: skip
 FLAT = AccountState({}, 0.0, False)
+ETH_POSITION = Position("ETHUSDT", "long", Decimal(1), Decimal(3000))
+SOL_POSITION = Position("SOLUSDT", "long", Decimal(1), Decimal(150))
+BTC_POSITION = Position("BTCUSDT", "long", Decimal("0.05"), Decimal(100000))
 
 
 @pytest.mark.parametrize(
@@ -90,10 +93,9 @@ FLAT = AccountState({}, 0.0, False)
         ("0.02", "100000", FLAT, NOW + timedelta(seconds=601), "signal is stale: 601s old, limit 600s"),
         ("0.02", "101500", FLAT, NOW, "1.50% from the signal entry"),
         ("0.06", "100000", FLAT, NOW, "order notional 6000.00 above the limit 5000.00"),
-        ("0.02", "100000", AccountState({"ETHUSDT": Position("ETHUSDT", "long", Decimal(1), Decimal(3000)),
-                                          "SOLUSDT": Position("SOLUSDT", "long", Decimal(1), Decimal(150))}, 0, False),
+        ("0.02", "100000", AccountState({"ETHUSDT": ETH_POSITION, "SOLUSDT": SOL_POSITION}, 0, False),
          NOW, "2 positions open, limit 2"),
-        ("0.02", "100000", AccountState({"BTCUSDT": Position("BTCUSDT", "long", Decimal("0.05"), Decimal(100000))}, 0, False),
+        ("0.02", "100000", AccountState({"BTCUSDT": BTC_POSITION}, 0, False),
          NOW, "BTCUSDT notional would be 7000.00, limit 6000.00"),
     ],
 )  # fmt: skip

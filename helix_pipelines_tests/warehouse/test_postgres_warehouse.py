@@ -45,14 +45,14 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
         hypertable_functions = conn.execute(
             "SELECT count(*) FROM pg_proc WHERE proname = 'create_hypertable'"
         ).fetchone()
-    assert first.applied == ["001_heatmap_tables", "004_analytics_tables"]
+    assert first.applied == ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"]
     assert first.timescale is False
     assert first.skipped_timescale == [
         "002_hypertables.timescale",
         "003_price_levels_daily.timescale",
     ]
     assert second.applied == []
-    assert recorded == ["001_heatmap_tables", "004_analytics_tables"]
+    assert recorded == ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"]
     assert hypertable_functions == (0,)
     skip_lines = [r for r in caplog.records if "TimescaleDB is not available" in r.getMessage()]
     assert len(skip_lines) == 2  # one per apply, naming every skipped file
@@ -73,14 +73,19 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], [], ["001_heatmap_tables", "004_analytics_tables"]]
+    assert sorted(results) == [
+        [],
+        [],
+        [],
+        ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"],
+    ]
 
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004"]
-    assert [m.timescale_only for m in migrations] == [False, True, True, False]
-    assert [m.transactional for m in migrations] == [True, True, False, True]
+    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004", "005"]
+    assert [m.timescale_only for m in migrations] == [False, True, True, False, False]
+    assert [m.transactional for m in migrations] == [True, True, False, True, True]
     assert all(m.statements for m in migrations)
 
 
