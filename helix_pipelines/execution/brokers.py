@@ -108,7 +108,9 @@ class PaperBroker:
     def instrument(self, symbol: str) -> Instrument:
         """Synthetic lot and tick sizes in the style of Bybit linear perpetuals."""
         price = float(self.last_price(symbol))
-        step = Decimal(1).scaleb(math.floor(math.log10(100 / price)))  # ~ Bybit: BTC 0.001, ETH 0.01
+        step = Decimal(1).scaleb(
+            math.floor(math.log10(100 / price))
+        )  # ~ Bybit: BTC 0.001, ETH 0.01
         tick = Decimal(1).scaleb(math.floor(math.log10(price)) - 4)
         return Instrument(symbol, step, step, Decimal(10**9), tick, Decimal(5))
 
