@@ -3,6 +3,7 @@
   helix demo      symbol_universe, then liquidation_heatmaps for every model x range, then a summary
   helix status    what the warehouse holds, per model x range
   helix universe  the universe the current configuration resolves to
+  helix executor  serve | status | halt | reset-halt (the trade executor, paper by default)
 
 Every command uses the same resources as Dagster, so COINGLASS_API_KEY switches all of them from
 the sandbox to the real API.
@@ -14,13 +15,18 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 
+from helix_pipelines.bus.signals import SignalConsumer
+from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.endpoints import MODELS, RANGES
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step, materialized_metadata
 from helix_pipelines.defs.partitions import heatmap_partition_key
@@ -31,6 +37,8 @@ from helix_pipelines.defs.resources import (
     default_resources,
 )
 from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.execution.serve import serve
+from helix_pipelines.execution.settings import RefuseToStart
 from helix_pipelines.universe import resolve_universe
 
 _COLUMNS = (
@@ -191,6 +199,66 @@ def universe(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _executor(args: argparse.Namespace):
+    resources = _resources(args)
+    warehouse = resources["warehouse"].get()  # type: ignore[attr-defined]
+    return resources["executor"].build(warehouse), resources  # type: ignore[attr-defined]
+
+
+def executor_serve(args: argparse.Namespace) -> int:
+    """Consume the Redis signal stream until SIGTERM/SIGINT."""
+    executor, resources = _executor(args)
+    url = resources["signal_bus"].url()  # type: ignore[attr-defined]
+    if not url:
+        raise SystemExit("helix executor serve needs HELIX_REDIS_URL (the signal stream)")
+    consumer = SignalConsumer(
+        url, args.group, args.consumer or f"{socket.gethostname()}-{os.getpid()}",
+        key_prefix=resources["signal_bus"].key_prefix,  # type: ignore[attr-defined]
+    )  # fmt: skip
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    report = executor.start([], 1)
+    print(
+        f"executor serving in {executor.store.mode} mode; reconciled {len(report.resolved)} orders"
+    )
+    stats = serve(executor, consumer, stop)
+    consumer.close()
+    print(
+        f"stopped: {stats.received} signals, decisions {stats.decisions}, invalid {stats.invalid}"
+    )
+    return 0
+
+
+def executor_status(args: argparse.Namespace) -> int:
+    executor, _ = _executor(args)
+    halted, reason = executor.store.halted()
+    state = executor.account_state()
+    print(f"mode: {executor.store.mode}   halted: {'YES: ' + reason if halted else 'no'}")
+    print(f"equity: {executor.broker.equity():.2f}   today's loss: {state.daily_loss_usd:.2f}")
+    for symbol, p in state.positions.items():
+        print(f"position {symbol}: {p.side} {p.qty} @ {p.avg_price}")
+    return 0
+
+
+def executor_halt(args: argparse.Namespace) -> int:
+    executor, _ = _executor(args)
+    executor.store.halt(args.reason, utc_now())
+    print(f"halted ({executor.store.mode}): {args.reason}")
+    return 0
+
+
+def executor_reset_halt(args: argparse.Namespace) -> int:
+    executor, _ = _executor(args)
+    halted, reason = executor.store.halted()
+    executor.store.reset_halt(utc_now())
+    print(
+        f"halt lifted ({executor.store.mode})"
+        + (f"; it was: {reason}" if halted else "; it was not halted")
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="helix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,12 +282,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")
     universe_parser.add_argument("--symbols", help="comma-separated coins")
     universe_parser.set_defaults(run=universe)
+    executor_parser = commands.add_parser("executor", help="the trade executor (paper by default)")
+    executor_commands = executor_parser.add_subparsers(dest="executor_command", required=True)
+    serve_parser = executor_commands.add_parser("serve", help="consume the Redis signal stream")
+    serve_parser.add_argument("--group", default="helix-executor", help="consumer group")
+    serve_parser.add_argument("--consumer", help="consumer name (default host-pid)")
+    serve_parser.set_defaults(run=executor_serve)
+    executor_commands.add_parser("status", help="mode, halt, equity, positions").set_defaults(
+        run=executor_status
+    )
+    halt_parser = executor_commands.add_parser("halt", help="the kill switch: stop placing orders")
+    halt_parser.add_argument("--reason", default="manual kill switch")
+    halt_parser.set_defaults(run=executor_halt)
+    executor_commands.add_parser("reset-halt", help="lift a halt (the only way)").set_defaults(
+        run=executor_reset_halt
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    return args.run(args)
+    try:
+        return args.run(args)
+    except RefuseToStart as exc:
+        print(f"helix: refused to start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ location serves every environment. Secrets can also be bound explicitly with `dg
   HELIX_DATA_DIR         root of the embedded warehouse, archive and quarantine (default ./data)
   HELIX_PG_DSN           PostgreSQL/TimescaleDB warehouse; unset: the embedded DuckDB file
   HELIX_REDIS_URL        Redis for the trade-signal stream; unset: signals are stored only
+  HELIX_EXECUTOR_MODE    paper (default), testnet, demo or live (live also needs
+                         HELIX_EXECUTOR_LIVE_CONFIRM); BYBIT_API_KEY / BYBIT_API_SECRET for Bybit
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from helix_pipelines.bus.signals import SignalPublisher
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
 from helix_pipelines.coinglass.settings import SourceSettings, open_source
 from helix_pipelines.coinglass.source import HeatmapSource
+from helix_pipelines.execution.executor import Executor
+from helix_pipelines.execution.factory import build_executor
+from helix_pipelines.execution.guard import GuardLimits
+from helix_pipelines.execution.settings import resolve_settings
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.universe import DEFAULT_SYMBOLS, UniverseSelection
@@ -211,6 +217,40 @@ class SignalBusResource(dg.ConfigurableResource):
         return SignalPublisher(url, key_prefix=self.key_prefix) if url else None
 
 
+class ExecutorResource(dg.ConfigurableResource):
+    """Mode (paper by default; testnet, demo, live) and the guard's limits.
+
+    Mode and keys default to $HELIX_EXECUTOR_MODE, $HELIX_EXECUTOR_LIVE_CONFIRM,
+    $BYBIT_API_KEY and $BYBIT_API_SECRET, read when a run starts.
+    """
+
+    mode: str | None = None
+    max_open_positions: int = 5
+    max_order_notional_usd: float = 10_000.0
+    max_symbol_notional_usd: float = 10_000.0
+    max_daily_loss_usd: float = 300.0
+    max_signal_age_seconds: float = 900.0
+    max_price_deviation_pct: float = 1.0
+    default_leverage: int = 1
+    paper_equity_usd: float = Field(
+        default=10_000.0, description="Starting equity of the paper account."
+    )
+
+    def limits(self) -> GuardLimits:
+        return GuardLimits(
+            **{name: getattr(self, name) for name in GuardLimits.__dataclass_fields__}
+        )
+
+    def build(self, warehouse: Warehouse) -> Executor:
+        environ = dict(os.environ)
+        if self.mode:
+            environ["HELIX_EXECUTOR_MODE"] = self.mode
+        settings = resolve_settings(environ)
+        return build_executor(
+            settings, warehouse, self.limits(), paper_equity_usd=self.paper_equity_usd
+        )
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources every entry point uses unless it overrides one (tests, the CLI)."""
     return {
@@ -220,6 +260,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "universe": UniverseResource(),
         "risk": RiskLimitsResource(),
         "signal_bus": SignalBusResource(),
+        "executor": ExecutorResource(),
     }
 
 

@@ -54,6 +54,10 @@ class Broker(Protocol):
         """Periodic upkeep (the paper broker closes positions whose stop or target was hit)."""
         ...
 
+    def position_key(self, symbol: str) -> str:
+        """How `positions()` names the position of a Helix symbol."""
+        ...
+
 
 PriceSource = Callable[[str], float | None]
 
@@ -214,6 +218,9 @@ class PaperBroker:
             direction = 1 if position.side == "long" else -1
             unrealized += direction * (last - float(position.avg_price)) * float(position.qty)
         return Decimal(str(self._starting_equity + realized + unrealized))
+
+    def position_key(self, symbol: str) -> str:
+        return symbol
 
     def housekeeping(self) -> list[str]:
         """Close positions whose stop-loss or take-profit the latest price crossed."""

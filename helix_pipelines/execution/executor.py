@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -135,7 +135,8 @@ class Executor:
             self.store.halt(reason, now)
             state = AccountState(state.positions, state.daily_loss_usd, True, reason)
             self._log.error("HALT: %s", reason)
-        blocked = guard_reason(signal, qty, price, state, self.limits, now)
+        keyed = replace(signal, symbol=self.broker.position_key(signal.symbol))
+        blocked = guard_reason(keyed, qty, price, state, self.limits, now)
         if blocked:
             return self._final_skip(signal, olid, "skipped", blocked)
         problem = order_size_problem(qty, price, instrument)

@@ -1,0 +1,163 @@
+"""Bybit v5 (linear perpetuals) through a real pybit `HTTP` session: testnet, demo or live.
+
+pybit's own retries stay as they are for rate limits (10006: it sleeps until the limit resets
+and resends; the orderLinkId makes a resend harmless) and off for network errors (`force_retry`
+False): a timeout surfaces as `OrderOutcomeUnknown` and the executor looks the order up.
+Helix symbols of coin scope ('BTC') trade as the USDT perpetual ('BTCUSDT').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import requests
+from pybit.exceptions import FailedRequestError, InvalidRequestError
+from pybit.unified_trading import HTTP
+
+from helix_pipelines.execution.brokers import OrderOutcomeUnknown, OrderRejected
+from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position
+
+DUPLICATE_ORDER_LINK_ID = 110072
+LEVERAGE_NOT_MODIFIED = 110043
+POSITION_MODE_NOT_MODIFIED = 110025
+ONE_WAY_MODE = 0
+_STATUS = {
+    "Filled": "filled", "New": "accepted", "PartiallyFilled": "accepted", "Untriggered": "accepted",
+    "Cancelled": "cancelled", "PartiallyFilledCanceled": "cancelled", "Rejected": "rejected",
+    "Deactivated": "cancelled",
+}  # fmt: skip
+_UNKNOWN_OUTCOME = (
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    FailedRequestError,
+)
+
+
+def venue_symbol(symbol: str) -> str:
+    return symbol if symbol.endswith(("USDT", "USDC", "PERP")) else f"{symbol}USDT"
+
+
+def open_session(mode: str, api_key: str, api_secret: str, *, timeout: int = 10) -> HTTP:
+    """A pybit session for testnet, demo or live (the settings gate decides which is allowed)."""
+    return HTTP(
+        testnet=mode == "testnet", demo=mode == "demo", api_key=api_key, api_secret=api_secret,
+        timeout=timeout, force_retry=False, max_retries=3, retry_delay=1,
+    )  # fmt: skip
+
+
+class BybitBroker:
+    def __init__(self, session: HTTP, mode: str) -> None:
+        self.session = session
+        self.mode = mode
+        self._instruments: dict[str, Instrument] = {}
+        self._leverage: dict[str, int] = {}
+
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        return getattr(self.session, method)(category="linear", **params)["result"]
+
+    def prepare(self, symbols: Sequence[str], leverage: int) -> None:
+        """One-way position mode for USDT perpetuals, and the default leverage per symbol."""
+        try:
+            self._call("switch_position_mode", coin="USDT", mode=ONE_WAY_MODE)
+        except InvalidRequestError as exc:
+            if exc.status_code != POSITION_MODE_NOT_MODIFIED:
+                raise
+        for symbol in symbols:
+            self._set_leverage(symbol, leverage)
+
+    def _set_leverage(self, symbol: str, leverage: int) -> None:
+        if self._leverage.get(symbol) == leverage:
+            return
+        try:
+            self._call(
+                "set_leverage",
+                symbol=venue_symbol(symbol),
+                buyLeverage=str(leverage),
+                sellLeverage=str(leverage),
+            )
+        except InvalidRequestError as exc:
+            if exc.status_code != LEVERAGE_NOT_MODIFIED:
+                raise OrderRejected(
+                    f"set leverage {leverage}x on {symbol}: retCode {exc.status_code} {exc.message}"
+                ) from None
+        self._leverage[symbol] = leverage
+
+    def instrument(self, symbol: str) -> Instrument:
+        if symbol not in self._instruments:
+            found = self._call("get_instruments_info", symbol=venue_symbol(symbol))["list"]
+            if not found:
+                raise OrderRejected(f"{venue_symbol(symbol)} is not a Bybit linear instrument")
+            lot, price = found[0]["lotSizeFilter"], found[0]["priceFilter"]
+            self._instruments[symbol] = Instrument(
+                symbol=symbol, qty_step=Decimal(lot["qtyStep"]), min_qty=Decimal(lot["minOrderQty"]),
+                max_qty=Decimal(lot["maxOrderQty"]), tick_size=Decimal(price["tickSize"]),
+                min_notional=Decimal(lot.get("minNotionalValue") or "0"),
+            )  # fmt: skip
+        return self._instruments[symbol]
+
+    def last_price(self, symbol: str) -> Decimal:
+        tickers = self._call("get_tickers", symbol=venue_symbol(symbol))["list"]
+        if not tickers:
+            raise OrderRejected(f"no ticker for {venue_symbol(symbol)}")
+        return Decimal(tickers[0]["lastPrice"])
+
+    def submit(self, order: OrderRequest) -> OrderResult:
+        self._set_leverage(order.symbol, order.leverage)
+        try:
+            self._call(
+                "place_order", symbol=venue_symbol(order.symbol), side=order.side, orderType="Market",
+                qty=str(order.qty), orderLinkId=order.order_link_id, takeProfit=str(order.take_profit),
+                stopLoss=str(order.stop_loss), tpslMode="Full", positionIdx=0,
+            )  # fmt: skip
+        except InvalidRequestError as exc:
+            if exc.status_code == DUPLICATE_ORDER_LINK_ID:
+                raise OrderOutcomeUnknown(
+                    f"orderLinkId {order.order_link_id} is a duplicate"
+                ) from None
+            raise OrderRejected(f"Bybit retCode {exc.status_code}: {exc.message}") from None
+        except _UNKNOWN_OUTCOME as exc:
+            raise OrderOutcomeUnknown(
+                f"{type(exc).__name__} while placing {order.order_link_id}"
+            ) from None
+        found = self.find_order(order.order_link_id, order.symbol)
+        if found is None:
+            raise OrderOutcomeUnknown(f"{order.order_link_id} accepted but not found yet")
+        return found
+
+    def find_order(self, order_link_id: str, symbol: str) -> OrderResult | None:
+        for method in ("get_open_orders", "get_order_history"):
+            try:
+                orders = self._call(method, symbol=venue_symbol(symbol), orderLinkId=order_link_id)[
+                    "list"
+                ]
+            except _UNKNOWN_OUTCOME:
+                return None
+            if orders:
+                o = orders[0]
+                avg = float(o["avgPrice"]) if o.get("avgPrice") not in (None, "", "0") else None
+                status = _STATUS.get(o["orderStatus"], o["orderStatus"].lower())
+                return OrderResult(order_link_id, o["orderId"], status, avg, Decimal(o["qty"]))
+        return None
+
+    def positions(self) -> dict[str, Position]:
+        rows = self._call("get_positions", settleCoin="USDT")["list"]
+        positions = {}
+        for r in rows:
+            if Decimal(r.get("size") or "0") > 0:
+                side = "long" if r["side"] == "Buy" else "short"
+                positions[r["symbol"]] = Position(
+                    r["symbol"], side, Decimal(r["size"]), Decimal(r["avgPrice"])
+                )
+        return positions
+
+    def equity(self) -> Decimal:
+        accounts = self.session.get_wallet_balance(accountType="UNIFIED")["result"]["list"]
+        return Decimal(accounts[0]["totalEquity"]) if accounts else Decimal(0)
+
+    def housekeeping(self) -> list[str]:
+        return []  # stops and targets live on the exchange
+
+    def position_key(self, symbol: str) -> str:
+        return venue_symbol(symbol)

@@ -1,0 +1,60 @@
+"""`helix executor serve`: the executor as a long-running consumer of the Redis signal stream.
+
+Reacts within a second (XREADGROUP blocks for at most `block_ms` and returns as soon as a signal
+arrives), acknowledges a signal only after its decision is persisted, and on restart picks up
+what a dead consumer left pending. Never processes a signal twice: a redelivery maps to the same
+orderLinkId, which the executor recognises as handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from helix_pipelines.bus.signals import SignalConsumer
+from helix_pipelines.execution.executor import Executor
+from helix_pipelines.execution.orders import InvalidSignal, Signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeStats:
+    received: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    invalid: int = 0
+
+
+def serve(
+    executor: Executor,
+    consumer: SignalConsumer,
+    stop: threading.Event,
+    *,
+    batch: int = 10,
+    housekeeping_seconds: float = 5.0,
+) -> ServeStats:
+    """Process signals until `stop` is set (SIGTERM/SIGINT in the CLI)."""
+    stats = ServeStats()
+    last_housekeeping = 0.0
+    log.info("executor serving %s as %s/%s", consumer.stream, consumer.group, consumer.consumer)
+    while not stop.is_set():
+        for item in consumer.read(count=batch):
+            stats.received += 1
+            try:
+                signal = Signal.from_mapping(item.signal)
+            except InvalidSignal as exc:
+                stats.invalid += 1
+                log.error("dropping invalid signal %s: %s", item.stream_id, exc)
+                consumer.ack([item.stream_id])
+                continue
+            decision = executor.process(signal)
+            stats.decisions[decision.action] = stats.decisions.get(decision.action, 0) + 1
+            consumer.ack([item.stream_id])
+        if time.monotonic() - last_housekeeping >= housekeeping_seconds:
+            for event in executor.broker.housekeeping():
+                log.info("housekeeping: %s", event)
+            last_housekeeping = time.monotonic()
+    log.info("executor stopped: %s", stats)
+    return stats
