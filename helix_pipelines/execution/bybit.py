@@ -8,7 +8,8 @@ Helix symbols of coin scope ('BTC') trade as the USDT perpetual ('BTCUSDT').
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -16,13 +17,17 @@ import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
+from helix_pipelines.coinglass.errors import redact
 from helix_pipelines.execution.brokers import OrderOutcomeUnknown, OrderRejected
 from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position
 
 DUPLICATE_ORDER_LINK_ID = 110072
 LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
+RATE_LIMITED = 10006
 ONE_WAY_MODE = 0
+RATE_LIMIT_ATTEMPTS = 3
+MAX_RATE_LIMIT_WAIT_SECONDS = 2.0
 _STATUS = {
     "Filled": "filled", "New": "accepted", "PartiallyFilled": "accepted", "Untriggered": "accepted",
     "Cancelled": "cancelled", "PartiallyFilledCanceled": "cancelled", "Rejected": "rejected",
@@ -35,15 +40,32 @@ _UNKNOWN_OUTCOME = (
 )
 
 
+def _rate_limit_wait(headers: Mapping[str, str] | None) -> float:
+    """Seconds until Bybit's rate-limit window resets (X-Bapi-Limit-Reset-Timestamp), capped."""
+    reset = (headers or {}).get("X-Bapi-Limit-Reset-Timestamp")
+    if reset is None:
+        return 0.5
+    try:
+        wait = int(reset) / 1000 - time.time()
+    except ValueError:
+        return 0.5
+    return min(max(wait, 0.0), MAX_RATE_LIMIT_WAIT_SECONDS)
+
+
 def venue_symbol(symbol: str) -> str:
     return symbol if symbol.endswith(("USDT", "USDC", "PERP")) else f"{symbol}USDT"
 
 
 def open_session(mode: str, api_key: str, api_secret: str, *, timeout: int = 10) -> HTTP:
-    """A pybit session for testnet, demo or live (the settings gate decides which is allowed)."""
+    """A pybit session for testnet, demo or live (the settings gate decides which is allowed).
+
+    `force_retry` off: pybit must not resend an order after a timeout on its own. `retry_codes`
+    keeps only 10002 (clock drift): 10006 (rate limit) surfaces so the broker waits for the
+    reset itself, and pybit replaces an empty set with its defaults, hence the explicit set.
+    """
     return HTTP(
         testnet=mode == "testnet", demo=mode == "demo", api_key=api_key, api_secret=api_secret,
-        timeout=timeout, force_retry=False, max_retries=3, retry_delay=1,
+        timeout=timeout, force_retry=False, max_retries=2, retry_delay=1, retry_codes={10002},
     )  # fmt: skip
 
 
@@ -103,24 +125,36 @@ class BybitBroker:
             raise OrderRejected(f"no ticker for {venue_symbol(symbol)}")
         return Decimal(tickers[0]["lastPrice"])
 
+    def _redact(self, text: str) -> str:
+        return redact(text, getattr(self.session, "api_key", None))
+
     def submit(self, order: OrderRequest) -> OrderResult:
         self._set_leverage(order.symbol, order.leverage)
-        try:
-            self._call(
-                "place_order", symbol=venue_symbol(order.symbol), side=order.side, orderType="Market",
-                qty=str(order.qty), orderLinkId=order.order_link_id, takeProfit=str(order.take_profit),
-                stopLoss=str(order.stop_loss), tpslMode="Full", positionIdx=0,
-            )  # fmt: skip
-        except InvalidRequestError as exc:
-            if exc.status_code == DUPLICATE_ORDER_LINK_ID:
-                raise OrderOutcomeUnknown(
-                    f"orderLinkId {order.order_link_id} is a duplicate"
+        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+            try:
+                self._call(
+                    "place_order", symbol=venue_symbol(order.symbol), side=order.side,
+                    orderType="Market", qty=str(order.qty), orderLinkId=order.order_link_id,
+                    takeProfit=str(order.take_profit), stopLoss=str(order.stop_loss),
+                    tpslMode="Full", positionIdx=0,
+                )  # fmt: skip
+                break
+            except InvalidRequestError as exc:
+                if exc.status_code == DUPLICATE_ORDER_LINK_ID:
+                    raise OrderOutcomeUnknown(
+                        f"orderLinkId {order.order_link_id} is a duplicate"
+                    ) from None
+                if exc.status_code == RATE_LIMITED and attempt < RATE_LIMIT_ATTEMPTS:
+                    # Safe to resend: the same orderLinkId can only ever create one order.
+                    time.sleep(_rate_limit_wait(exc.resp_headers))
+                    continue
+                raise OrderRejected(
+                    self._redact(f"Bybit retCode {exc.status_code}: {exc.message}")
                 ) from None
-            raise OrderRejected(f"Bybit retCode {exc.status_code}: {exc.message}") from None
-        except _UNKNOWN_OUTCOME as exc:
-            raise OrderOutcomeUnknown(
-                f"{type(exc).__name__} while placing {order.order_link_id}"
-            ) from None
+            except _UNKNOWN_OUTCOME as exc:
+                raise OrderOutcomeUnknown(
+                    f"{type(exc).__name__} while placing {order.order_link_id}"
+                ) from None
         found = self.find_order(order.order_link_id, order.symbol)
         if found is None:
             raise OrderOutcomeUnknown(f"{order.order_link_id} accepted but not found yet")
