@@ -62,4 +62,4 @@ def executor_job() -> None:
 @dg.asset_sensor(asset_key=SIGNALS, job=executor_job, minimum_interval_seconds=30)
 def trade_signals_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     """One executor run per `trade_signals` materialization."""
-    yield dg.RunRequest(run_key=str(asset_event.storage_id))
+    yield dg.RunRequest(run_key=f"{asset_event.run_id}:{asset_event.timestamp}")

@@ -59,7 +59,9 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
     assert {s.name for s in definitions.sensors or []} == {
         "symbol_universe_sensor",
         "analytics_automation_sensor",
+        "trade_signals_sensor",
     }
+    assert definitions.resolve_job_def("executor_job").executor_def.name == "in_process"
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == {
         "heatmaps_non_empty",
