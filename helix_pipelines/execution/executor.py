@@ -33,7 +33,7 @@ from helix_pipelines.execution.orders import (
     quantize_price,
     quantize_qty,
 )
-from helix_pipelines.execution.store import ExecutorStore
+from helix_pipelines.execution.store import HALT_REASON, HALTED, ExecutorStore
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +98,25 @@ class Executor:
         now = self._clock()
         equity = self.broker.equity()
         day = now.date().isoformat()
-        if self.store.get(DAY) != day:
+        state = self.store.state()
+        if state.get(DAY) != day:
+            state = {**state, DAY: day, DAY_START_EQUITY: str(equity)}
             self.store.put(now, **{DAY: day, DAY_START_EQUITY: str(equity)})
-        start = Decimal(self.store.get(DAY_START_EQUITY) or str(equity))
-        halted, reason = self.store.halted()
-        return AccountState(self.broker.positions(), float(max(start - equity, 0)), halted, reason)
+        start = Decimal(state.get(DAY_START_EQUITY) or str(equity))
+        halted = state.get(HALTED) == "true"
+        return AccountState(
+            self.broker.positions(),
+            float(max(start - equity, 0)),
+            halted,
+            state.get(HALT_REASON, ""),
+        )
 
     # -- one signal --------------------------------------------------------------------------
 
     def process(self, signal: Signal) -> Decision:
-        decision = self._decide(signal)
-        self.store.record(decision, self._clock())
+        with self.store.warehouse.session():
+            decision = self._decide(signal)
+            self.store.record(decision, self._clock())
         self._log.info(
             "%s %s: %s (%s)", signal.symbol, signal.signal_id[:12], decision.action, decision.reason
         )

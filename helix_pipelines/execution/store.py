@@ -55,6 +55,10 @@ class ExecutorStore:
 
     # -- state -------------------------------------------------------------------------------
 
+    def state(self) -> dict[str, str]:
+        """Every state value of this mode, in one read."""
+        return self._state()
+
     def _state(self) -> dict[str, str]:
         frame = self.warehouse.read_table("executor_state")
         prefix = f"{self.mode}:"

@@ -7,6 +7,7 @@ one (Grafana panels, ad-hoc queries) reads the other.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -86,6 +87,10 @@ class Warehouse(Protocol):
 
     def close(self) -> None:
         """Release connections (a no-op where there are none to keep)."""
+        ...
+
+    def session(self) -> AbstractContextManager[None]:
+        """Group a burst of small operations on one connection where that saves time."""
         ...
 
     def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -181,6 +182,11 @@ class PostgresWarehouse:
 
     def close(self) -> None:
         self._pool.close()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Nothing to hold: the pool already keeps connections open."""
+        yield
 
     def __enter__(self) -> PostgresWarehouse:
         return self

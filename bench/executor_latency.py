@@ -1,0 +1,101 @@
+"""Bench (#5): signal-to-submit latency of `helix executor serve`, p50 and p95.
+
+A signal is published to the Redis stream; the serve loop (real executor, Bybit broker, real
+pybit session) consumes it and places the order at the fake Bybit v5 server. Latency = the
+server's arrival time of the order/create request minus the publish time (both `time.time()` on
+this machine). Signals are published one at a time, each after the previous order arrived, so
+every sample is an idle-to-submit reaction.
+
+    uv run python -m bench.executor_latency [--signals 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import redis
+from pybit.unified_trading import HTTP
+
+from helix_pipelines.bus.signals import SignalConsumer, SignalPublisher
+from helix_pipelines.clock import utc_now
+from helix_pipelines.execution.bybit import BybitBroker
+from helix_pipelines.execution.executor import Executor
+from helix_pipelines.execution.guard import GuardLimits
+from helix_pipelines.execution.orders import order_link_id_for
+from helix_pipelines.execution.serve import serve
+from helix_pipelines.execution.store import ExecutorStore
+from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+from helix_pipelines_tests.fakes.bybit_server import FakeBybitServer
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CREATE = "/v5/order/create"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--signals", type=int, default=100)
+    args = parser.parse_args()
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    latencies = []
+    with FakeBybitServer(equity="100000000") as server, tempfile.TemporaryDirectory() as tmp:
+        session = HTTP(testnet=True, api_key=server.api_key, api_secret=server.api_secret, timeout=5,
+                       max_retries=2, retry_delay=0, force_retry=False, retry_codes={10002})  # fmt: skip
+        session.endpoint = server.endpoint
+        warehouse = DuckDBWarehouse(Path(tmp) / "helix.duckdb")
+        warehouse.ensure_schema()
+        limits = GuardLimits(
+            max_open_positions=100, max_order_notional_usd=1e9, max_symbol_notional_usd=1e12
+        )
+        executor = Executor(
+            BybitBroker(session, "testnet"), ExecutorStore(warehouse, "testnet"), limits
+        )
+        executor.start(["BTC"], 1)
+        publisher = SignalPublisher(REDIS_URL, key_prefix=prefix)
+        consumer = SignalConsumer(REDIS_URL, "executor", "bench", key_prefix=prefix, block_ms=1000)
+        stop = threading.Event()
+        thread = threading.Thread(target=serve, args=(executor, consumer, stop), daemon=True)
+        thread.start()
+        for i in range(args.signals):
+            signal_id = f"bench-{i}"
+            row = {"signal_id": signal_id, "schema_version": 1, "symbol": "BTC", "side": "long",
+                   "entry": 65_000.0, "stop_loss": 63_000.0, "take_profit": 70_000.0, "qty": 0.01,
+                   "leverage": 1, "created_at": utc_now().isoformat()}  # fmt: skip
+            time.sleep(0.05)  # the loop is idle, blocked in XREADGROUP, when the signal lands
+            published = time.time()
+            publisher.publish([row])
+            olid = order_link_id_for(signal_id)
+            deadline = time.monotonic() + 10
+            while not (
+                arrivals := [
+                    r.time for r in server.recorded(CREATE) if r.params.get("orderLinkId") == olid
+                ]
+            ):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"signal {signal_id} was not submitted within 10 s")
+                time.sleep(0.001)
+            latencies.append((arrivals[0] - published) * 1000)
+        stop.set()
+        thread.join(timeout=5)
+        publisher.close()
+        consumer.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"executor_latency signals={len(latencies)} p50_ms={statistics.median(latencies):.1f} "
+        f"p95_ms={q[94]:.1f} max_ms={max(latencies):.1f} min_ms={min(latencies):.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
