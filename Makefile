@@ -35,6 +35,7 @@ bench: setup
 	$(UV) run python -m bench.loader_vs_psql_copy
 	$(UV) run python -m bench.end_to_end
 	$(UV) run python -m bench.analytics_throughput
+	$(UV) run python -m bench.executor_latency
 
 clean:
 	rm -rf data .dagster_home
