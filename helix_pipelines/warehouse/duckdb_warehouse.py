@@ -17,13 +17,6 @@ import duckdb
 import polars as pl
 
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
-from helix_pipelines.warehouse.analytics_io import (
-    CANDLES_SINCE,
-    FRAME_TABLES,
-    LATEST_SNAPSHOTS,
-    UPSERT_SQL,
-    table_spec,
-)
 from helix_pipelines.warehouse.base import (
     QualityReport,
     StoreResult,
@@ -31,6 +24,14 @@ from helix_pipelines.warehouse.base import (
     unique_snapshots,
 )
 from helix_pipelines.warehouse.migrations import sql_dir
+from helix_pipelines.warehouse.shared_sql import (
+    CANDLES_SINCE,
+    FRAME_TABLES,
+    LATEST_SNAPSHOTS,
+    LEDGER_SUMMARY,
+    UPSERT_SQL,
+    table_spec,
+)
 
 SCHEMA_DDL = """
 CREATE TABLE IF NOT EXISTS heatmap_snapshots (
@@ -135,14 +136,6 @@ SELECT
        ON k.scope = c.scope AND k.exchange = c.exchange AND k.symbol = c.symbol
       AND k."range" = c."range" AND k.ts = c.candle_ts
       WHERE k.ts IS NULL)
-"""
-LEDGER_SUMMARY = """
-SELECT model, "range",
-       count(*) FILTER (WHERE status = 'loaded') AS loaded,
-       count(*) FILTER (WHERE status = 'quarantined') AS quarantined,
-       coalesce(sum(n_cells), 0) AS cells,
-       max(fetched_at) AS latest_fetch
-FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"
 """
 
 _LOCK_WAIT_SECONDS = 60.0

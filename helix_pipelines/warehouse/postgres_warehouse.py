@@ -23,13 +23,6 @@ from psycopg_pool import ConnectionPool
 
 from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, UTC_TIME
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
-from helix_pipelines.warehouse.analytics_io import (
-    CANDLES_SINCE,
-    FRAME_TABLES,
-    LATEST_SNAPSHOTS,
-    UPSERT_SQL,
-    table_spec,
-)
 from helix_pipelines.warehouse.base import (
     QualityReport,
     StoreResult,
@@ -38,6 +31,14 @@ from helix_pipelines.warehouse.base import (
 )
 from helix_pipelines.warehouse.copy_binary import HEADER, TRAILER, candles_buffer, cells_buffer
 from helix_pipelines.warehouse.migrations import MigrationResult, apply_migrations
+from helix_pipelines.warehouse.shared_sql import (
+    CANDLES_SINCE,
+    FRAME_TABLES,
+    LATEST_SNAPSHOTS,
+    LEDGER_SUMMARY,
+    UPSERT_SQL,
+    table_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,6 @@ SELECT
        ON k.scope = c.scope AND k.exchange = c.exchange AND k.symbol = c.symbol
       AND k."range" = c."range" AND k.ts = c.candle_ts
       WHERE k.ts IS NULL)
-"""
-LEDGER_SUMMARY = """
-SELECT model, "range",
-       count(*) FILTER (WHERE status = 'loaded') AS loaded,
-       count(*) FILTER (WHERE status = 'quarantined') AS quarantined,
-       coalesce(sum(n_cells), 0) AS cells,
-       max(fetched_at) AS latest_fetch
-FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"
 """
 TIMESCALE_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
 REMOVE_RETENTION = "SELECT remove_retention_policy(%s::regclass, if_exists => true)"

@@ -1,5 +1,5 @@
-"""SQL shared by both warehouses for the analytics and execution layers (reads of heatmaps,
-upserts of result tables).
+"""SQL both warehouses share: the ledger summary, the analytics layer's reads of heatmaps, and
+upserts of whole result frames (analytics and executor tables).
 
 Statements are written with `?` placeholders (DuckDB's); the PostgreSQL warehouse converts them
 to `%s`. Table and column names only ever come from the FRAME_TABLES allowlist.
@@ -23,6 +23,14 @@ FROM (
 ) ranked
 WHERE recency <= ?
 ORDER BY symbol, model, "range", recency
+"""
+LEDGER_SUMMARY = """
+SELECT model, "range",
+       count(*) FILTER (WHERE status = 'loaded') AS loaded,
+       count(*) FILTER (WHERE status = 'quarantined') AS quarantined,
+       coalesce(sum(n_cells), 0) AS cells,
+       max(fetched_at) AS latest_fetch
+FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"
 """
 CANDLES_SINCE = """
 SELECT scope, exchange, symbol, "range", ts, open, high, low, close, volume_usd
