@@ -1,6 +1,7 @@
 """`helix` command line: run the pipeline on embedded defaults, inspect what is stored.
 
-  helix demo      symbol_universe, then liquidation_heatmaps for every model x range, then a summary
+  helix demo      symbol_universe, heatmaps for every model x range, then clusters, signals and the
+                  paper executor on them, with a summary
   helix status    what the warehouse holds, per model x range
   helix universe  the universe the current configuration resolves to
   helix executor  serve | status | halt | reset-halt (the trade executor, paper by default)
@@ -22,12 +23,15 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 import dagster as dg
 
 from helix_pipelines.bus.signals import SignalConsumer
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.endpoints import MODELS, RANGES
+from helix_pipelines.defs.analytics import analyze_liquidations, cluster_outcomes
+from helix_pipelines.defs.execution import executor_job
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step, materialized_metadata
 from helix_pipelines.defs.partitions import heatmap_partition_key
 from helix_pipelines.defs.resources import (
@@ -38,7 +42,8 @@ from helix_pipelines.defs.resources import (
 )
 from helix_pipelines.defs.universe import symbol_universe
 from helix_pipelines.execution.serve import serve
-from helix_pipelines.execution.settings import RefuseToStart
+from helix_pipelines.execution.settings import ExecutorMode, RefuseToStart
+from helix_pipelines.execution.store import ExecutorStore
 from helix_pipelines.universe import resolve_universe
 
 _COLUMNS = (
@@ -117,7 +122,7 @@ def demo(args: argparse.Namespace) -> int:
             m = materialized_metadata(result)
             if not result.success and "snapshots_new" not in m:
                 failures.append(f"m{model} {range_}")
-                print(f"{model:>11} {range_:>11}  FAILED (see the run's logs)")
+                print(f"{model:>11} {range_:>11}  FAILED: {_failure(result)}")
                 continue
             row = {
                 "new": m["snapshots_new"], "unchanged": m["snapshots_unchanged"],
@@ -143,6 +148,8 @@ def demo(args: argparse.Namespace) -> int:
         f"{totals['quarantined']} quarantined, {totals['failed']} failed, {totals['cells_added']:,} cells added"
     )
     print(f"warehouse: {warehouse.description}   archive (Model 3 Parquet): {archive.root}")
+    if not args.no_analytics and not failures:
+        _demo_analytics_and_executor(resources, instance, quiet)
     if settings.kind == "sandbox":
         print(
             "note: SANDBOX data — synthetic heatmaps, not market data. Set COINGLASS_API_KEY for real data."
@@ -154,6 +161,51 @@ def demo(args: argparse.Namespace) -> int:
         print(f"failed partitions: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    """The first step failure's message, for a one-line summary."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            cause = error.cause or error
+            return f"{cause.cls_name}: {cause.message.strip().splitlines()[0]}"
+    return "see the run's logs (helix -v demo)"
+
+
+def _demo_analytics_and_executor(
+    resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance, quiet: dict
+) -> None:
+    """Clusters, zones and signals from what was just ingested, then the executor on them."""
+    analysis = dg.materialize(
+        [analyze_liquidations, cluster_outcomes], resources=resources, instance=instance,
+        run_config=quiet, raise_on_error=False,
+    )  # fmt: skip
+    meta = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in analysis.get_asset_materialization_events()
+    }
+    if "trade_signals" not in meta:
+        print("analytics: FAILED (run with -v for the logs)")
+        return
+    print(
+        f"analytics: {meta['liquidation_clusters']['clusters']} clusters, "
+        f"{meta['consensus_zones']['zones']} consensus zones, {meta['trade_signals']['signals']} "
+        f"trade signals ({meta['trade_signals']['new_signals']} new, "
+        f"{meta['trade_signals']['published']} published to Redis)"
+    )
+    run = executor_job.execute_in_process(
+        resources={"warehouse": resources["warehouse"], "executor": resources["executor"]},
+        instance=instance, run_config=quiet, raise_on_error=False,
+    )  # fmt: skip
+    outputs = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
+    if not outputs:
+        print("executor: FAILED (run with -v for the logs)")
+        return
+    done = {k: v.value for k, v in outputs[0].event_specific_data.metadata.items()}
+    print(
+        f"executor ({done['mode']}): {done['signals']} new signals -> {done['counts'] or 'no decision'}"
+    )
 
 
 def status(args: argparse.Namespace) -> int:
@@ -241,21 +293,35 @@ def executor_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _halt_stores(args: argparse.Namespace) -> list[ExecutorStore]:
+    """The state of the mode(s) named, without building a broker: the kill switch must work
+    even without keys or the live confirmation at hand."""
+    warehouse = _resources(args)["warehouse"].get()  # type: ignore[attr-defined]
+    chosen = args.mode or os.environ.get("HELIX_EXECUTOR_MODE") or "paper"
+    modes = list(get_args(ExecutorMode)) if chosen == "all" else [chosen]
+    unknown = [m for m in modes if m not in get_args(ExecutorMode)]
+    if unknown:
+        raise SystemExit(
+            f"unknown executor mode {unknown[0]!r} (paper, testnet, demo, live or all)"
+        )
+    return [ExecutorStore(warehouse, mode) for mode in modes]
+
+
 def executor_halt(args: argparse.Namespace) -> int:
-    executor, _ = _executor(args)
-    executor.store.halt(args.reason, utc_now())
-    print(f"halted ({executor.store.mode}): {args.reason}")
+    for store in _halt_stores(args):
+        store.halt(args.reason, utc_now())
+        print(f"halted ({store.mode}): {args.reason}")
     return 0
 
 
 def executor_reset_halt(args: argparse.Namespace) -> int:
-    executor, _ = _executor(args)
-    halted, reason = executor.store.halted()
-    executor.store.reset_halt(utc_now())
-    print(
-        f"halt lifted ({executor.store.mode})"
-        + (f"; it was: {reason}" if halted else "; it was not halted")
-    )
+    for store in _halt_stores(args):
+        halted, reason = store.halted()
+        store.reset_halt(utc_now())
+        print(
+            f"halt lifted ({store.mode})"
+            + (f"; it was: {reason}" if halted else "; it was not halted")
+        )
     return 0
 
 
@@ -277,6 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo_parser.add_argument("--models", help="comma-separated subset of 1,2,3")
     demo_parser.add_argument("--ranges", help=f"comma-separated subset of {','.join(RANGES)}")
+    demo_parser.add_argument(
+        "--no-analytics",
+        action="store_true",
+        help="ingest only: skip clusters, signals and the paper executor",
+    )
     demo_parser.set_defaults(run=demo)
     commands.add_parser("status", help="what the warehouse holds").set_defaults(run=status)
     universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")
@@ -293,10 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     halt_parser = executor_commands.add_parser("halt", help="the kill switch: stop placing orders")
     halt_parser.add_argument("--reason", default="manual kill switch")
-    halt_parser.set_defaults(run=executor_halt)
-    executor_commands.add_parser("reset-halt", help="lift a halt (the only way)").set_defaults(
-        run=executor_reset_halt
-    )
+    reset_parser = executor_commands.add_parser("reset-halt", help="lift a halt (the only way)")
+    for mode_parser, run in ((halt_parser, executor_halt), (reset_parser, executor_reset_halt)):
+        mode_parser.add_argument(
+            "--mode",
+            help="paper, testnet, demo, live or all (default $HELIX_EXECUTOR_MODE or paper)",
+        )
+        mode_parser.set_defaults(run=run)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -67,7 +67,10 @@ def score_clusters(
         start = int(c["fetched_at"].timestamp() * 1_000_000)
         window = _window(ts, start, start + horizon_us)
         level, close = c["peak_price"], c["last_close"]
-        hit = np.flatnonzero((low[window] <= level) & (high[window] >= level))
+        # One-sided: a level above the close is reached when a high gets to it, even if the candle
+        # opened beyond it (a gap through the level still ran the stops there).
+        reached = high[window] >= level if level >= close else low[window] <= level
+        hit = np.flatnonzero(reached)
         touched = bool(len(hit))
         if not touched and now_us < start + horizon_us:
             continue  # still open: judge it later
@@ -122,7 +125,10 @@ def score_signals(
         end = exits[0] + 1 if len(exits) else len(lo)
         won = bool(len(exits)) and bool(take[exits[0]]) and not bool(stop[exits[0]])
         entry = s["entry"]
-        adverse = (entry - lo[:end].min()) / entry if long else (hi[:end].max() - entry) / entry
+        if end == 0:
+            adverse = 0.0  # no candle after the signal: nothing moved against it that we know of
+        else:
+            adverse = (entry - lo[:end].min()) / entry if long else (hi[:end].max() - entry) / entry
         rows.append(
             {
                 "subject_kind": "signal", "subject_id": s["signal_id"], "symbol": s["symbol"],
@@ -130,7 +136,7 @@ def score_signals(
                 "level_price": s["take_profit"], "observed_from": s["as_of"],
                 "horizon_hours": horizon_hours, "touched": won,
                 "hours_to_touch": (ts[window][exits[0]] - start) / _US_PER_HOUR if won else None,
-                "max_adverse_pct": max(0.0, float(adverse) * 100) if end else 0.0, "evaluated_at": now,
+                "max_adverse_pct": max(0.0, float(adverse) * 100), "evaluated_at": now,
             }
         )  # fmt: skip
     return pl.DataFrame(rows, schema=OUTCOMES_SCHEMA)

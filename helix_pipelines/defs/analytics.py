@@ -97,17 +97,24 @@ def analyze_liquidations(
     )  # fmt: skip
     store.upsert_frame("liquidation_clusters", result.clusters)
     store.upsert_frame("consensus_zones", result.zones)
+    # The risk check runs BEFORE anything is stored or published: a signal that breaks a cap
+    # must never reach the executor, which reads the table and the stream.
+    bad_signals = signal_violations(result, limits)
+    tradable = result.signals if not bad_signals else result.signals.clear()
     known = set(store.read_table("trade_signals")["signal_id"])
-    new_signals = result.signals.filter(~pl.col("signal_id").is_in(known))
+    new_signals = tradable.filter(~pl.col("signal_id").is_in(known))
     store.upsert_frame("trade_signals", new_signals)
-    published = _publish(context, signal_bus, new_signals)
+    # All of them, not only the new ones: a publish that failed last time is retried, and the
+    # bus drops ids it already published.
+    published = _publish(context, signal_bus, tradable)
     context.log.info(
         "%d snapshots -> %d clusters, %d zones, %d signals (%d new)",
         result.snapshots_analyzed, result.clusters.height, result.zones.height,
-        result.signals.height, new_signals.height,
+        tradable.height, new_signals.height,
     )  # fmt: skip
+    if bad_signals:
+        context.log.error("signals withheld, risk caps broken: %s", bad_signals)
     bad_clusters = cluster_violations(result)
-    bad_signals = signal_violations(result, limits)
     yield dg.MaterializeResult(
         asset_key=CLUSTERS,
         metadata={
@@ -136,10 +143,11 @@ def analyze_liquidations(
     yield dg.MaterializeResult(
         asset_key=SIGNALS,
         metadata={
-            "signals": result.signals.height,
+            "signals": tradable.height,
+            "withheld_signals": result.signals.height - tradable.height,
             "new_signals": new_signals.height,
             "published": published,
-            "signal_table": dg.MetadataValue.md(_signals_table(result.signals)),
+            "signal_table": dg.MetadataValue.md(_signals_table(tradable)),
             "not_traded": dg.MetadataValue.json(result.rejected),
         },
         check_results=[
@@ -159,7 +167,7 @@ def _publish(
     publisher = bus.publisher()
     if publisher is None:
         context.log.info(
-            "HELIX_REDIS_URL is not set: %d new signals stored in the warehouse, not published",
+            "HELIX_REDIS_URL is not set: %d signals stored in the warehouse, not published",
             signals.height,
         )
         return 0

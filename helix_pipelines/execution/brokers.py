@@ -214,9 +214,11 @@ class PaperBroker:
         )
         unrealized = 0.0
         for position in self.positions().values():
-            last = float(self.last_price(position.symbol))
+            price = self._prices(position.symbol)
+            if price is None:
+                continue  # no recent price: valued at its entry (no unrealized PnL) until one comes
             direction = 1 if position.side == "long" else -1
-            unrealized += direction * (last - float(position.avg_price)) * float(position.qty)
+            unrealized += direction * (price - float(position.avg_price)) * float(position.qty)
         return Decimal(str(self._starting_equity + realized + unrealized))
 
     def position_key(self, symbol: str) -> str:
@@ -227,7 +229,10 @@ class PaperBroker:
         closed = []
         book = self.warehouse.read_table("paper_positions").filter(pl.col("qty") > 0)
         for p in book.iter_rows(named=True):
-            last = float(self.last_price(p["symbol"]))
+            price = self._prices(p["symbol"])
+            if price is None:
+                continue  # no recent price for this one: the others are still checked
+            last = float(price)
             long = p["side"] == "long"
             hit_stop = last <= p["stop_loss"] if long else last >= p["stop_loss"]
             hit_target = last >= p["take_profit"] if long else last <= p["take_profit"]

@@ -8,6 +8,7 @@ Helix symbols of coin scope ('BTC') trade as the USDT perpetual ('BTCUSDT').
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -20,6 +21,8 @@ from pybit.unified_trading import HTTP
 from helix_pipelines.coinglass.errors import redact
 from helix_pipelines.execution.brokers import OrderOutcomeUnknown, OrderRejected
 from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position
+
+log = logging.getLogger(__name__)
 
 DUPLICATE_ORDER_LINK_ID = 110072
 LEVERAGE_NOT_MODIFIED = 110043
@@ -77,7 +80,18 @@ class BybitBroker:
         self._leverage: dict[str, int] = {}
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
-        return getattr(self.session, method)(category="linear", **params)["result"]
+        """One pybit call; Bybit errors come back with the API key redacted (a 10004 answer
+        echoes the signed string, key included)."""
+        try:
+            return getattr(self.session, method)(category="linear", **params)["result"]
+        except (InvalidRequestError, FailedRequestError) as exc:
+            raise self._scrubbed(exc) from None
+
+    def _scrubbed(self, exc: InvalidRequestError | FailedRequestError) -> Exception:
+        return type(exc)(
+            request=self._redact(str(exc.request)), message=self._redact(str(exc.message)),
+            status_code=exc.status_code, time=exc.time, resp_headers=exc.resp_headers,
+        )  # fmt: skip
 
     def prepare(self, symbols: Sequence[str], leverage: int) -> None:
         """One-way position mode for USDT perpetuals, and the default leverage per symbol."""
@@ -87,7 +101,11 @@ class BybitBroker:
             if exc.status_code != POSITION_MODE_NOT_MODIFIED:
                 raise
         for symbol in symbols:
-            self._set_leverage(symbol, leverage)
+            try:
+                self._set_leverage(symbol, leverage)
+            except OrderRejected as exc:
+                # One untradable symbol must not stop the others; its signals get 'rejected'.
+                log.warning("start-up leverage for %s skipped: %s", symbol, exc)
 
     def _set_leverage(self, symbol: str, leverage: int) -> None:
         if self._leverage.get(symbol) == leverage:
@@ -187,7 +205,10 @@ class BybitBroker:
         return positions
 
     def equity(self) -> Decimal:
-        accounts = self.session.get_wallet_balance(accountType="UNIFIED")["result"]["list"]
+        try:
+            accounts = self.session.get_wallet_balance(accountType="UNIFIED")["result"]["list"]
+        except (InvalidRequestError, FailedRequestError) as exc:
+            raise self._scrubbed(exc) from None
         return Decimal(accounts[0]["totalEquity"]) if accounts else Decimal(0)
 
     def housekeeping(self) -> list[str]:

@@ -114,7 +114,13 @@ class Executor:
     # -- one signal --------------------------------------------------------------------------
 
     def process(self, signal: Signal) -> Decision:
-        with self.store.warehouse.session():
+        """Decide on one signal. Decisions of one mode are serialized across threads and
+        processes (the Dagster job and `serve` may both run): the duplicate check, the guard's
+        view of positions and the pending row are consistent with every other decision."""
+        with (
+            self.store.warehouse.exclusive(f"executor-{self.store.mode}"),
+            self.store.warehouse.session(),
+        ):
             decision = self._decide(signal)
             self.store.record(decision, self._clock())
         self._log.info(

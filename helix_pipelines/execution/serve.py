@@ -25,6 +25,7 @@ class ServeStats:
     received: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
     invalid: int = 0
+    errors: int = 0
 
 
 def serve(
@@ -49,12 +50,22 @@ def serve(
                 log.error("dropping invalid signal %s: %s", item.stream_id, exc)
                 consumer.ack([item.stream_id])
                 continue
-            decision = executor.process(signal)
+            try:
+                decision = executor.process(signal)
+            except Exception:
+                # Not acknowledged: the entry stays pending and is reclaimed and retried later;
+                # the orderLinkId keeps a retry from doubling anything.
+                log.exception("signal %s failed; left pending for a retry", signal.signal_id)
+                stats.errors += 1
+                continue
             stats.decisions[decision.action] = stats.decisions.get(decision.action, 0) + 1
             consumer.ack([item.stream_id])
         if time.monotonic() - last_housekeeping >= housekeeping_seconds:
-            for event in executor.broker.housekeeping():
-                log.info("housekeeping: %s", event)
+            try:
+                for event in executor.broker.housekeeping():
+                    log.info("housekeeping: %s", event)
+            except Exception:
+                log.exception("housekeeping failed; trying again in %.0fs", housekeeping_seconds)
             last_housekeeping = time.monotonic()
     log.info("executor stopped: %s", stats)
     return stats

@@ -93,6 +93,10 @@ class Warehouse(Protocol):
         """Group a burst of small operations on one connection where that saves time."""
         ...
 
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """Hold a named lock across threads and processes that share this warehouse."""
+        ...
+
     def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
         """Status ('loaded'/'quarantined') of those ids the ledger already holds; one lookup."""
         ...

@@ -6,6 +6,7 @@ lock held by another run is waited out with backoff instead of failing the run.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -139,6 +140,8 @@ SELECT
 """
 
 _LOCK_WAIT_SECONDS = 60.0
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_THREAD_LOCKS: dict[Path, threading.RLock] = {}
 # The analytics and executor tables use portable SQL: those PostgreSQL migrations run here as is.
 PORTABLE_DDL_FILES = ("004_analytics_tables.sql", "005_executor_tables.sql")
 
@@ -152,6 +155,9 @@ class DuckDBWarehouse:
         self.path = path
         self.description = f"duckdb: {path}"
         self._held = threading.local()
+        # DuckDB has one writer per file; concurrent write transactions from threads of this
+        # process would only meet in optimistic-concurrency conflicts, so they queue instead.
+        self._write_lock = _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -166,6 +172,19 @@ class DuckDBWarehouse:
                 yield
             finally:
                 self._held.connection = None
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """A lock file next to the database (flock: released by the OS if the process dies),
+        plus a thread lock, for the block."""
+        lock_path = self.path.with_name(f"{self.path.name}.{name.replace(':', '-')}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with _THREAD_LOCKS.setdefault(lock_path, threading.RLock()), lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -216,7 +235,7 @@ class DuckDBWarehouse:
     def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
         if not snapshots:
             return StoreResult()
-        with self.connect() as con:
+        with self._write_lock, self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 known = {
@@ -266,7 +285,7 @@ class DuckDBWarehouse:
         )
 
     def replace_universe(self, members: Sequence[UniverseMember]) -> None:
-        with self.connect() as con:
+        with self._write_lock, self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM symbol_universe")
             con.executemany(
@@ -309,7 +328,7 @@ class DuckDBWarehouse:
         delete, insert, _ = UPSERT_SQL[table]
         if frame.height == 0:
             return 0
-        with self.connect() as con:
+        with self._write_lock, self.connect() as con:
             con.register("incoming", frame.select(columns))
             con.execute("BEGIN TRANSACTION")
             try:

@@ -123,6 +123,8 @@ WHERE s.snapshot_id = ANY(%s)
   AND c.fetched_at BETWEEN (SELECT min(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(%s))
                        AND (SELECT max(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(%s))
 """
+ADVISORY_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
+ADVISORY_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
 CREATE_INCOMING = "CREATE TEMPORARY TABLE incoming (LIKE {table}) ON COMMIT DROP"
 
 
@@ -167,7 +169,7 @@ class PostgresWarehouse:
         self._pool = ConnectionPool(
             dsn,
             min_size=min_connections,
-            max_size=max_connections,
+            max_size=max_connections + 1,  # one more for an `exclusive` lock holder
             open=False,
             name="helix-warehouse",
         )
@@ -180,6 +182,17 @@ class PostgresWarehouse:
     def session(self) -> Iterator[None]:
         """Nothing to hold: the pool already keeps connections open."""
         yield
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """A session-level advisory lock on a dedicated pooled connection, held for the block:
+        every process on this database that asks for `name` waits its turn."""
+        with self._pool.connection() as conn:
+            conn.execute(ADVISORY_LOCK, (name,))
+            try:
+                yield
+            finally:
+                conn.execute(ADVISORY_UNLOCK, (name,))
 
     def __enter__(self) -> PostgresWarehouse:
         return self

@@ -141,3 +141,22 @@ def test_hit_rates_by_model_range_and_consensus() -> None:
         "medium",
         "high",
     ]
+
+
+def test_a_level_gapped_through_counts_as_touched() -> None:
+    clusters = pl.DataFrame([cluster_row("gap", 102.0)], schema=CLUSTERS_SCHEMA)
+    path = [(103, 104), (104, 106)]  # opened beyond 102 and never traded back down to it
+    (outcome,) = score_clusters(clusters, candles(path), horizon_hours=24, now=NOW).rows(named=True)
+    assert outcome["touched"] is True
+    assert outcome["hours_to_touch"] == 0.0
+
+
+def test_a_signal_without_any_later_candle_is_scored_untouched_not_a_crash() -> None:
+    signals = pl.DataFrame([signal_row("long", 100.0, 95.0, 105.0)], schema=SIGNALS_SCHEMA)
+    later = T0 + timedelta(days=2)
+    signals = signals.with_columns(pl.lit(later).cast(signals["as_of"].dtype).alias("as_of"))
+    (outcome,) = score_signals(
+        signals, candles([(99, 101)]), horizon_hours=24, now=NOW + timedelta(days=2)
+    ).rows(named=True)
+    assert outcome["touched"] is False
+    assert outcome["max_adverse_pct"] == 0.0

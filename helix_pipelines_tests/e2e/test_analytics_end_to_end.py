@@ -77,7 +77,10 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     )
     second = dg.materialize([analyze_liquidations], resources=resources, instance=instance)
     warehouse = resources["warehouse"].get()
-    yield {"first": first, "second": second, "warehouse": warehouse, "consumer": consumer}
+    yield {
+        "first": first, "second": second, "warehouse": warehouse, "consumer": consumer,
+        "resources": resources, "instance": instance,
+    }  # fmt: skip
     warehouse.close()
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{prefix}*"))
@@ -150,3 +153,25 @@ def test_outcomes_asset_scores_what_it_can(pipeline) -> None:
     # No candle after the (fixed, past) snapshot time exists yet: everything is still open.
     assert meta_outcomes["scored"] == 0
     assert meta_outcomes["still_open"] == clusters + signals
+
+
+def test_signals_breaking_a_risk_cap_are_withheld_before_storage_or_publication(
+    pipeline, monkeypatch
+) -> None:
+    import helix_pipelines.defs.analytics as analytics_defs
+
+    monkeypatch.setattr(
+        analytics_defs, "signal_violations", lambda result, limits: ["BTC: leverage 99 above 10"]
+    )
+    stored_before = pipeline["warehouse"].read_table("trade_signals").height
+    run = dg.materialize(
+        [analyze_liquidations], resources=pipeline["resources"], instance=pipeline["instance"],
+        raise_on_error=False,
+    )  # fmt: skip
+    checks = {c.check_name: c.passed for c in run.get_asset_check_evaluations()}
+    assert checks["signals_within_risk_caps"] is False
+    signals_meta = meta(run, "trade_signals")
+    assert signals_meta["signals"] == 0
+    assert signals_meta["withheld_signals"] == stored_before
+    assert signals_meta["published"] == 0
+    assert pipeline["warehouse"].read_table("trade_signals").height == stored_before

@@ -162,3 +162,23 @@ def test_stale_signals_are_rejected(server, warehouse) -> None:
     old = signal(created_at=datetime(2026, 1, 1, tzinfo=UTC))
     assert executor(server, warehouse).process(old).action == "skipped"
     assert server.order_count() == 0
+
+
+def test_venue_errors_never_carry_the_api_key(server, warehouse) -> None:
+    from pybit.exceptions import InvalidRequestError
+
+    broker = BybitBroker(session_for(server, secret="wrong-secret"), "testnet")
+    with pytest.raises(InvalidRequestError) as caught:
+        broker.prepare(["BTC"], 2)
+    assert caught.value.status_code == 10004
+    assert server.api_key not in str(caught.value)
+    assert server.api_key not in str(caught.value.message)
+    with pytest.raises(InvalidRequestError) as caught:
+        broker.equity()
+    assert server.api_key not in str(caught.value)
+
+
+def test_an_unlisted_symbol_does_not_stop_start_up(server, warehouse) -> None:
+    runner = executor(server, warehouse)
+    runner.start(["PEPE", "BTC"], 2)
+    assert server.leverage("BTCUSDT") == (Decimal(2), Decimal(2))

@@ -156,3 +156,39 @@ def test_orders_below_the_minimum_size_are_rejected(warehouse: Warehouse) -> Non
     decision = rig.executor().process(signal(qty=0.00001))
     assert decision.action == "rejected"
     assert "below minOrderQty" in decision.reason
+
+
+def test_concurrent_executors_never_double_an_order_or_break_a_cap(warehouse: Warehouse) -> None:
+    """The Dagster job and `serve` may run at once: decisions of one mode are serialized."""
+    import threading
+
+    rig = Rig(warehouse, GuardLimits(max_open_positions=1, max_daily_loss_usd=100.0))
+    decisions = []
+
+    def run(sig: Signal) -> None:
+        decisions.append(rig.executor().process(sig))
+
+    same = [threading.Thread(target=run, args=(signal("s1"),)) for _ in range(3)]
+    for t in same:
+        t.start()
+    for t in same:
+        t.join()
+    assert sorted(d.action for d in decisions) == ["duplicate", "duplicate", "placed"]
+    decisions.clear()
+    other = [threading.Thread(target=run, args=(signal(f"e{i}", symbol="ETH"),)) for i in range(2)]
+    for t in other:
+        t.start()
+    for t in other:
+        t.join()
+    assert [d.action for d in decisions] == ["skipped", "skipped"]  # BTC already holds the one slot
+    assert rig.fills().height == 1
+
+
+def test_a_position_without_a_recent_price_does_not_stop_trading(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    executor = rig.executor()
+    executor.process(signal("s1", symbol="ETH"))
+    del rig.prices["ETH"]  # no candle for ETH any more
+    assert executor.broker.housekeeping() == []
+    assert float(executor.broker.equity()) == pytest.approx(10_000.0)  # valued at entry
+    assert executor.process(signal("s2")).action == "placed"
