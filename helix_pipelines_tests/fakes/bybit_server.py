@@ -32,7 +32,6 @@ import hmac
 import json
 import re
 import socket
-import socketserver
 import threading
 import time
 import uuid
@@ -40,10 +39,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from helix_pipelines_tests.fakes.loopback import LoopbackHandler, LoopbackHTTPServer
 
 DEFAULT_API_KEY = "helixFakeBybitKey01"
 DEFAULT_API_SECRET = "helixFakeBybitSecret0123456789abcdef"
@@ -412,56 +412,11 @@ def _check_fault(fault: str) -> None:
     raise ValueError(f"unknown fault {fault!r}; see FAULTS in {__name__}")
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its fake and can cut every open connection on stop."""
-
-    daemon_threads = True
-    request_queue_size = 256
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeBybitServer) -> None:
-        self.fake = fake
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall on odd resolvers.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def cut_open_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections so they end."""
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
-    # would add ~40 ms to every answer, which no real venue does.
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def do_GET(self) -> None:
+class _Handler(LoopbackHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
         self._serve("GET")
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server dispatches on this name
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
@@ -605,7 +560,7 @@ class FakeBybitServer:
         self._idle = threading.Condition(threading.Lock())
         self._in_flight = 0
         self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
+        self._httpd: LoopbackHTTPServer | None = None
         self._thread: threading.Thread | None = None
         for fault in faults:
             self.inject(fault)
@@ -624,7 +579,7 @@ class FakeBybitServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        self._httpd = _HTTPServer(self)
+        self._httpd = LoopbackHTTPServer(self, _Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},

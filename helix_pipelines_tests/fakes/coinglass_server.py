@@ -19,24 +19,23 @@ them under the server's lock on each request.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import random
 import socket
-import socketserver
 import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+
+from helix_pipelines_tests.fakes.loopback import LoopbackHandler, LoopbackHTTPServer
 
 PayloadFactory = Callable[[str, dict[str, str]], bytes]
 """Builds the raw body of one heatmap response from its path and query parameters."""
@@ -176,53 +175,8 @@ class _Reply:
     retry_after: int | None = None
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its fake and can cut every open connection on stop."""
-
-    daemon_threads = True
-    request_queue_size = 256
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeCoinGlassServer) -> None:
-        self.fake = fake
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall on odd resolvers.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def cut_open_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections so they end."""
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
-    # would add ~40 ms to every answer, which no real venue does.
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def do_GET(self) -> None:
+class _Handler(LoopbackHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
         arrival = time.monotonic()
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
@@ -232,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake._pause(fake._latency())
         self._perform(reply)
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server dispatches on this name
         self._send(405, orjson.dumps({"code": "405", "msg": "method not allowed"}), {})
 
     def _perform(self, reply: _Reply) -> None:
@@ -332,7 +286,7 @@ class FakeCoinGlassServer:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
+        self._httpd: LoopbackHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
         for fault in faults:
@@ -351,7 +305,7 @@ class FakeCoinGlassServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        self._httpd = _HTTPServer(self)
+        self._httpd = LoopbackHTTPServer(self, _Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
