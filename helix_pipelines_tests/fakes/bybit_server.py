@@ -39,11 +39,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from helix_pipelines_tests.fakes.loopback import LoopbackHandler, LoopbackHTTPServer
+from helix_pipelines_tests.fakes.loopback import LoopbackFake, LoopbackHandler
 
 DEFAULT_API_KEY = "helixFakeBybitKey01"
 DEFAULT_API_SECRET = "helixFakeBybitSecret0123456789abcdef"
@@ -487,7 +486,7 @@ class _Handler(LoopbackHandler):
         """Silent: the fake's record of requests is the log tests read."""
 
 
-class FakeBybitServer:
+class FakeBybitServer(LoopbackFake):
     """The fake Bybit v5 server. Use as `with FakeBybitServer() as server:`.
 
     Every knob is a plain attribute (read under the lock on each request) or a helper method.
@@ -559,58 +558,18 @@ class FakeBybitServer:
         self._lock = threading.RLock()
         self._idle = threading.Condition(threading.Lock())
         self._in_flight = 0
-        self._stopping = threading.Event()
-        self._httpd: LoopbackHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._init_loopback()
         for fault in faults:
             self.inject(fault)
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    handler = _Handler
+
     @property
     def endpoint(self) -> str:
         """`http://127.0.0.1:PORT`, to assign to `pybit.unified_trading.HTTP(...).endpoint`."""
-        if self._httpd is None:
-            raise RuntimeError("FakeBybitServer is not running; call start() first")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeBybitServer:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        self._httpd = LoopbackHTTPServer(self, _Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-bybit",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.cut_open_connections()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> FakeBybitServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self.url
 
     # -- scripting -------------------------------------------------------------------------
 

@@ -29,13 +29,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from helix_pipelines_tests.fakes.loopback import LoopbackHandler, LoopbackHTTPServer
+from helix_pipelines_tests.fakes.loopback import LoopbackFake, LoopbackHandler
 
 PayloadFactory = Callable[[str, dict[str, str]], bytes]
 """Builds the raw body of one heatmap response from its path and query parameters."""
@@ -228,7 +227,7 @@ class _Handler(LoopbackHandler):
         """Silent: the fake's record of requests is the log tests read."""
 
 
-class FakeCoinGlassServer:
+class FakeCoinGlassServer(LoopbackFake):
     """The fake CoinGlass v4 server. Use as `with FakeCoinGlassServer(...) as server:`.
 
     `limit_per_minute` is the budget per `window_seconds` (60 by default, like CoinGlass; tests
@@ -285,59 +284,18 @@ class FakeCoinGlassServer:
         self._arrivals: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._stopping = threading.Event()
-        self._httpd: LoopbackHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.started_at = 0.0
+        self._init_loopback()
         for fault in faults:
             self.inject(fault)
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    handler = _Handler
+
     @property
     def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("FakeCoinGlassServer is not running; call start() first")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeCoinGlassServer:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        self._httpd = LoopbackHTTPServer(self, _Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-coinglass",
-            daemon=True,
-        )
-        self.started_at = time.monotonic()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.cut_open_connections()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> FakeCoinGlassServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        """`http://127.0.0.1:PORT`, the `base_url` of a CoinGlassClient."""
+        return self.url
 
     # -- scripting -------------------------------------------------------------------------
 

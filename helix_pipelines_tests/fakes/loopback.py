@@ -7,8 +7,10 @@ import contextlib
 import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):
@@ -56,3 +58,65 @@ class LoopbackHandler(BaseHTTPRequestHandler):
     # would add ~40 ms to every answer, which no real venue does.
     disable_nagle_algorithm = True
     server: LoopbackHTTPServer
+
+
+class LoopbackFake:
+    """Start/stop lifecycle of a fake server: its own thread, a context manager, its URL.
+
+    Subclasses set `handler` and call `_init_loopback()` in `__init__`; `_stopping` is set while
+    stopping, so handler threads sleeping on a fault can wake early.
+    """
+
+    handler: type[LoopbackHandler]
+
+    def _init_loopback(self) -> None:
+        self._stopping = threading.Event()
+        self._httpd: LoopbackHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.started_at = 0.0
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` of the running server."""
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not running; call start() first")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        self._httpd = LoopbackHTTPServer(self, self.handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=type(self).__name__,
+            daemon=True,
+        )
+        self.started_at = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.cut_open_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
