@@ -6,6 +6,8 @@ key travels only in a header, and `redact` scrubs it from any text that might ec
 
 from __future__ import annotations
 
+import re
+
 
 class CoinGlassError(Exception):
     """Base class: something about a CoinGlass call failed."""
@@ -37,10 +39,16 @@ class CoinGlassPayloadError(CoinGlassError):
 
 
 def redact(text: str, secret: str | None) -> str:
-    """Replace every occurrence of `secret` in `text`; a no-op for an empty secret."""
+    """Replace every whole-token occurrence of `secret` in `text` with `***`.
+
+    Whole token: not glued to letters or digits on either side, so a short secret never eats
+    into ordinary words (a key `k` leaves "Invalid API key" alone) while a key echoed in a URL,
+    a header or JSON (`key=SECRET&`, `"SECRET"`) is always caught. A no-op for an empty secret.
+    """
     if not secret:
         return text
-    return text.replace(secret, "***")
+    token = re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
+    return token.sub("***", text)
 
 
 def error_for_status(status: int, message: str, code: str | None = None) -> CoinGlassError:

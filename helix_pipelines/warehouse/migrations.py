@@ -1,9 +1,9 @@
 """Numbered SQL migrations from `sql/`, applied once each, recorded in `helix_migrations`.
 
 - `NNN_name.sql` runs on every PostgreSQL.
-- `NNN_name.timescale.sql` runs only where the TimescaleDB extension is available; on plain
-  PostgreSQL they are skipped with one log line and not recorded, so they apply later if
-  TimescaleDB is installed.
+- `NNN_name.timescale.sql` runs only where TimescaleDB is usable (see `timescale_support`); on
+  plain PostgreSQL they are skipped with one log line and not recorded, so they apply later if
+  TimescaleDB is installed and preloaded.
 - A file whose first line contains `helix:no-transaction` runs statement by statement outside a
   transaction (continuous aggregates require it); every other file runs in one transaction.
 
@@ -16,6 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import psycopg
 
@@ -32,9 +33,14 @@ CREATE TABLE IF NOT EXISTS helix_migrations (
 """
 SELECT_APPLIED = "SELECT version FROM helix_migrations"
 INSERT_APPLIED = "INSERT INTO helix_migrations (version) VALUES (%s)"
-TIMESCALE_AVAILABLE = (
-    "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
-)
+# What the server says about TimescaleDB, in one round trip: created in this database,
+# installed on the server (creatable), and preloaded (CREATE EXTENSION needs that, and a server
+# without it closes the connection instead of raising an ordinary error).
+TIMESCALE_FACTS = """
+SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),
+       EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
+       coalesce(current_setting('shared_preload_libraries', true), '')
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,48 @@ def discover(directory: Path | None = None) -> list[Migration]:
 
 
 @dataclass(frozen=True, slots=True)
+class TimescaleSupport:
+    """Whether the Timescale migrations can run here, decided from what the server reports.
+
+    `created`: the extension exists in this database; `installed`: the server has its files
+    (`pg_available_extensions`); `preloaded`: `timescaledb` is in `shared_preload_libraries`.
+    TimescaleDB works only when preloaded, whether or not it was created yet.
+    """
+
+    created: bool
+    installed: bool
+    preloaded: bool
+
+    @classmethod
+    def from_answers(cls, created: bool, installed: bool, preload_libraries: str) -> Self:
+        libraries = {lib.strip().strip('"') for lib in preload_libraries.split(",")}
+        return cls(created, installed or created, "timescaledb" in libraries)
+
+    @property
+    def usable(self) -> bool:
+        return self.installed and self.preloaded
+
+    def explanation(self) -> str:
+        """One line for the log: what was found and, when it is not usable, the fix."""
+        if self.usable:
+            state = "created" if self.created else "preloaded, created on first use"
+            return f"TimescaleDB is available ({state})"
+        if self.installed:
+            return (
+                "TimescaleDB is installed on the server but not preloaded: add timescaledb to "
+                "shared_preload_libraries in postgresql.conf and restart PostgreSQL; "
+                "continuing as plain PostgreSQL"
+            )
+        return "TimescaleDB is not installed on this server; continuing as plain PostgreSQL"
+
+
+def timescale_support(conn: psycopg.Connection) -> TimescaleSupport:
+    row = conn.execute(TIMESCALE_FACTS).fetchone()
+    assert row is not None
+    return TimescaleSupport.from_answers(bool(row[0]), bool(row[1]), str(row[2]))
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationResult:
     applied: list[str]
     skipped_timescale: list[str]
@@ -98,8 +146,8 @@ def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) ->
     try:
         conn.execute(CREATE_MIGRATIONS_TABLE)
         applied_before = {row[0] for row in conn.execute(SELECT_APPLIED)}
-        row = conn.execute(TIMESCALE_AVAILABLE).fetchone()
-        timescale = bool(row and row[0])
+        support = timescale_support(conn)
+        timescale = support.usable
         applied, skipped = [], []
         for migration in migrations:
             if migration.version in applied_before:
@@ -111,10 +159,8 @@ def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) ->
             applied.append(migration.version)
             log.info("applied migration %s", migration.version)
         if skipped:
-            log.info(
-                "TimescaleDB is not available: skipped %s (plain PostgreSQL keeps working)",
-                ", ".join(skipped),
-            )
+            level = logging.WARNING if support.installed else logging.INFO
+            log.log(level, "%s (skipped %s)", support.explanation(), ", ".join(skipped))
         return MigrationResult(applied, skipped, timescale)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -142,6 +142,15 @@ class TimescalePolicies:
     compress_after_days: int | None = 7
 
 
+class WarehouseConnectionError(ConnectionError):
+    """The configured PostgreSQL cannot be reached or refuses us; the message says why."""
+
+
+# A probe connection fails in this many seconds at most when the host does not answer; a
+# missing database or a refused login fails at once with the server's reason.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def redacted_dsn(dsn: str) -> str:
     """The DSN without its password, for logs and metadata."""
     params = conninfo_to_dict(dsn)
@@ -166,6 +175,7 @@ class PostgresWarehouse:
         self.description = f"postgres: {redacted_dsn(dsn)}"
         self._dsn = dsn
         self._policies = policies or TimescalePolicies()
+        self._probe()
         self._pool = ConnectionPool(
             dsn,
             min_size=min_connections,
@@ -174,6 +184,18 @@ class PostgresWarehouse:
             name="helix-warehouse",
         )
         self._pool.open(wait=True, timeout=30)
+
+    def _probe(self) -> None:
+        """Connect once before building the pool: the pool retries in the background and would
+        turn "database does not exist" or a wrong password into a PoolTimeout 30 s later."""
+        try:
+            psycopg.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+        except psycopg.OperationalError as exc:
+            password = conninfo_to_dict(self._dsn).get("password")
+            reason = str(exc).strip().replace(str(password), "***") if password else str(exc)
+            raise WarehouseConnectionError(
+                f"cannot use the warehouse {redacted_dsn(self._dsn)}: {reason.strip()}"
+            ) from None
 
     def close(self) -> None:
         self._pool.close()

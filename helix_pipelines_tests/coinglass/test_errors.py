@@ -188,6 +188,23 @@ def test_body_codes_map_through_the_same_table(code: str, expected: type[CoinGla
         ("text with abc", "", "text with abc"),
         ("text with abc", None, "text with abc"),
         ("", "abc123", ""),
+        # Short secrets are tokens, never pieces of ordinary words.
+        ("Invalid API key", "k", "Invalid API key"),
+        ("Invalid API key k", "k", "Invalid API key ***"),
+        ("api_key=k&symbol=BTC", "k", "api_key=***&symbol=BTC"),
+        ("secret abcdef abcdefgh xabcdef", "abcdef", "secret *** abcdefgh xabcdef"),
+        # Long keys are caught wherever a URL, a header or JSON quotes them.
+        (
+            'GET /x?cg-api-key=test-cg-key-0123456789abcdef&range=1y {"key":"test-cg-key-0123456789abcdef"}',
+            "test-cg-key-0123456789abcdef",
+            'GET /x?cg-api-key=***&range=1y {"key":"***"}',
+        ),
+        (
+            "CG-API-KEY: 9f8e7d6c5b4a39281706f5e4d3c2b1a0.",
+            "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+            "CG-API-KEY: ***.",
+        ),
+        ("a.b*c a.bxc", "a.b*c", "*** a.bxc"),
     ],
 )
 def test_redact(text: str, secret: str | None, expected: str) -> None:

@@ -14,8 +14,19 @@ import pytest
 from helix_pipelines.coinglass.endpoints import MODELS, HeatmapRequest
 from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot, normalize_payload
-from helix_pipelines.warehouse.migrations import apply_migrations, discover, sql_dir
-from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse, redacted_dsn
+from helix_pipelines.warehouse.migrations import (
+    TIMESCALE_FACTS,
+    TimescaleSupport,
+    apply_migrations,
+    discover,
+    sql_dir,
+    timescale_support,
+)
+from helix_pipelines.warehouse.postgres_warehouse import (
+    PostgresWarehouse,
+    WarehouseConnectionError,
+    redacted_dsn,
+)
 
 AT = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
 SANDBOX = SandboxHeatmaps(clock=lambda: AT)
@@ -54,11 +65,92 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
     assert second.applied == []
     assert recorded == ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"]
     assert hypertable_functions == (0,)
-    skip_lines = [r for r in caplog.records if "TimescaleDB is not available" in r.getMessage()]
+    skip_lines = [
+        r for r in caplog.records if "TimescaleDB is not installed on this server" in r.getMessage()
+    ]
     assert len(skip_lines) == 2  # one per apply, naming every skipped file
     assert (
         "002_hypertables.timescale, 003_price_levels_daily.timescale" in skip_lines[0].getMessage()
     )
+
+
+@pytest.mark.parametrize(
+    ("created", "installed", "preload", "usable", "says"),
+    [
+        (False, False, "", False, "not installed on this server"),
+        (False, True, "", False, "not preloaded: add timescaledb to shared_preload_libraries"),
+        (True, True, "pg_stat_statements", False, "not preloaded"),
+        (False, True, "pg_stat_statements, timescaledb", True, "created on first use"),
+        (True, True, '"timescaledb"', True, "available (created)"),
+    ],
+)
+def test_timescale_is_used_only_when_the_server_says_it_works(
+    created: bool, installed: bool, preload: str, usable: bool, says: str
+) -> None:
+    support = TimescaleSupport.from_answers(created, installed, preload)
+    assert support.usable is usable
+    assert says in support.explanation()
+
+
+def test_the_server_is_asked_what_it_has(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        support = timescale_support(conn)
+    assert support == TimescaleSupport(created=False, installed=False, preloaded=False)
+
+
+class AnswersTimescaleFacts:
+    """A real connection, except that the TimescaleDB question gets scripted answers."""
+
+    def __init__(self, conn: psycopg.Connection, answers: tuple[bool, bool, str]) -> None:
+        self._conn = conn
+        self._answers = answers
+
+    def execute(self, query: str, params: object = None) -> object:
+        if query == TIMESCALE_FACTS:
+            answers = self._answers
+
+            class Row:
+                @staticmethod
+                def fetchone() -> tuple[bool, bool, str]:
+                    return answers
+
+            return Row()
+        return self._conn.execute(query, params)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+def test_installed_but_not_preloaded_goes_on_as_plain_postgres_with_the_fix_named(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as real, caplog.at_level(logging.INFO):
+        conn = AnswersTimescaleFacts(real, (False, True, "pg_stat_statements"))
+        result = apply_migrations(conn)  # type: ignore[arg-type]
+        assert not real.closed
+        assert real.execute("SELECT count(*) FROM heatmap_snapshots").fetchone() == (0,)
+    assert result.timescale is False
+    assert result.skipped_timescale == [
+        "002_hypertables.timescale",
+        "003_price_levels_daily.timescale",
+    ]
+    (line,) = [r for r in caplog.records if "not preloaded" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert "shared_preload_libraries" in line.getMessage()
+
+
+def test_a_missing_database_fails_at_once_with_the_reason(pg_dsn: str) -> None:
+    missing = pg_dsn.replace("dbname=helix_test_", "dbname=helix_missing_")
+    with pytest.raises(WarehouseConnectionError, match="does not exist") as caught:
+        PostgresWarehouse(missing)
+    assert "helix_missing_" in str(caught.value)
+
+
+def test_an_unknown_login_fails_at_once_and_never_shows_the_password(pg_dsn: str) -> None:
+    dsn = f"{pg_dsn} user=helix_no_such_role password=s3cretpw"
+    with pytest.raises(WarehouseConnectionError, match='role "helix_no_such_role"') as caught:
+        PostgresWarehouse(dsn)
+    assert "s3cretpw" not in str(caught.value)
 
 
 def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
