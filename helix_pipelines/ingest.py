@@ -9,6 +9,11 @@ unchanged payloads therefore adds no rows. A payload that fails validation is st
 quarantined ledger row and its bytes are kept in the quarantine folder; a symbol whose request
 fails is reported and the others go on. Only an authentication/plan error stops the whole run,
 because every other symbol would fail the same way.
+
+A key CoinGlass has no data for (a young coin on a range longer than its history) is stored as
+an `unavailable` ledger row, is not part of the coverage, and that (symbol, range) is skipped
+by every model for `skip_unavailable_for` (24 h by default), so the budget goes to data that
+exists. The report counts the requests saved.
 """
 
 from __future__ import annotations
@@ -19,12 +24,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.endpoints import HeatmapRequest
-from helix_pipelines.coinglass.errors import CoinGlassAuthError, CoinGlassError
+from helix_pipelines.coinglass.errors import (
+    CoinGlassAuthError,
+    CoinGlassError,
+    CoinGlassUnavailableError,
+)
 from helix_pipelines.coinglass.source import HeatmapSource
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.normalize import (
@@ -32,6 +41,7 @@ from helix_pipelines.heatmaps.normalize import (
     normalize_payload,
     payload_sha256,
     snapshot_id_for,
+    unavailable_snapshot,
 )
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.warehouse.base import StoreResult, UniverseMember, Warehouse
@@ -58,6 +68,9 @@ class IngestReport:
     unchanged: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
+    skipped_unavailable: list[str] = field(default_factory=list)
+    x_beyond_candles: list[str] = field(default_factory=list)
     schema_variants: Counter[str] = field(default_factory=Counter)
     archived_files: int = 0
     loaded_snapshot_ids: list[str] = field(default_factory=list)
@@ -70,8 +83,20 @@ class IngestReport:
         return len(self.loaded_snapshot_ids)
 
     @property
+    def expected(self) -> int:
+        """Members that should have data: the universe less keys CoinGlass has none for."""
+        return self.requested - len(self.unavailable) - len(self.skipped_unavailable)
+
+    @property
     def coverage(self) -> float:
-        return self.covered / self.requested if self.requested else 0.0
+        if self.expected <= 0:
+            return 1.0 if self.requested else 0.0
+        return self.covered / self.expected
+
+    @property
+    def requests_saved(self) -> int:
+        """Requests not sent for keys known to be unavailable (at least one each)."""
+        return len(self.skipped_unavailable)
 
 
 @dataclass
@@ -93,6 +118,7 @@ async def ingest_heatmaps(
     preview_symbol: str | None = None,
     batch_size: int = 4,
     batches_in_flight: int = 2,
+    skip_unavailable_for: timedelta | None = timedelta(hours=24),
     clock: Callable[[], datetime] = utc_now,
     logger: logging.Logger = log,
 ) -> IngestReport:
@@ -103,19 +129,23 @@ async def ingest_heatmaps(
     Small batches keep both busy (bench/end_to_end.py: 4 x 2 was fastest on two cores).
     """
     started = time.perf_counter()
-    requests = [HeatmapRequest(m.scope, m.symbol, model, range_, m.exchange) for m in members]
     report = IngestReport(
-        model=model, range=range_, source_kind=source.kind, requested=len(requests)
+        model=model, range=range_, source_kind=source.kind, requested=len(members)
     )
+    requests = _requests_to_send(members, report, warehouse, skip_unavailable_for, clock(), logger)
     preview_symbol = preview_symbol or (requests[0].symbol if requests else None)
-    pending: list[_Fetched] = []
+    pending: list[_Fetched | NormalizedSnapshot] = []
     done = 0
 
-    async def fetch(request: HeatmapRequest) -> _Fetched | tuple[HeatmapRequest, CoinGlassError]:
+    async def fetch(
+        request: HeatmapRequest,
+    ) -> _Fetched | NormalizedSnapshot | tuple[HeatmapRequest, CoinGlassError]:
         try:
             raw = await source.fetch_heatmap(request)
         except CoinGlassAuthError:
             raise
+        except CoinGlassUnavailableError as exc:
+            return unavailable_snapshot(request, exc.body, clock(), str(exc))
         except CoinGlassError as exc:
             return request, exc
         return _Fetched(request, raw, clock())
@@ -137,14 +167,8 @@ async def ingest_heatmaps(
     tasks = [asyncio.create_task(fetch(r)) for r in requests]
     try:
         for finished in asyncio.as_completed(tasks):
-            outcome = await finished
             done += 1
-            if isinstance(outcome, _Fetched):
-                pending.append(outcome)
-            else:
-                request, error = outcome
-                report.failed.append((request.label, str(error)))
-                logger.warning("%s: fetch failed: %s", request.label, error)
+            _account(await finished, report, pending, logger)
             if len(pending) >= batch_size or done == len(tasks):
                 fresh = _prepare_batch(
                     pending, report, warehouse, quarantine, preview_symbol, logger
@@ -167,21 +191,70 @@ async def ingest_heatmaps(
     return report
 
 
+def _requests_to_send(
+    members: Sequence[UniverseMember],
+    report: IngestReport,
+    warehouse: Warehouse,
+    skip_for: timedelta | None,
+    now: datetime,
+    logger: logging.Logger,
+) -> list[HeatmapRequest]:
+    """One request per member, less the keys CoinGlass said it has no data for within
+    `skip_for` (one ledger lookup; recorded in the report as skipped)."""
+    skip = warehouse.recently_unavailable(report.range, now - skip_for) if skip_for else set()
+    requests = []
+    for m in members:
+        request = HeatmapRequest(m.scope, m.symbol, report.model, report.range, m.exchange)
+        if (m.scope, m.exchange, m.symbol) in skip:
+            report.skipped_unavailable.append(request.label)
+        else:
+            requests.append(request)
+    if report.skipped_unavailable:
+        logger.info(
+            "m%d %s: skipped %d symbols CoinGlass had no data for within %s: %s",
+            report.model, report.range, len(report.skipped_unavailable), skip_for,
+            ", ".join(report.skipped_unavailable[:20]),
+        )  # fmt: skip
+    return requests
+
+
+def _account(
+    outcome: _Fetched | NormalizedSnapshot | tuple[HeatmapRequest, CoinGlassError],
+    report: IngestReport,
+    pending: list[_Fetched | NormalizedSnapshot],
+    logger: logging.Logger,
+) -> None:
+    """File one fetch outcome: a payload or an unavailable key to store, or a failure."""
+    if isinstance(outcome, NormalizedSnapshot):
+        report.unavailable.append(outcome.ledger.symbol)
+        logger.info("%s m%d %s: no data at CoinGlass (recorded as unavailable)",
+                    outcome.ledger.symbol, report.model, report.range)  # fmt: skip
+        pending.append(outcome)
+    elif isinstance(outcome, _Fetched):
+        pending.append(outcome)
+    else:
+        request, error = outcome
+        report.failed.append((request.label, str(error)))
+        logger.warning("%s: fetch failed: %s", request.label, error)
+
+
 def _prepare_batch(
-    batch: list[_Fetched],
+    items: list[_Fetched | NormalizedSnapshot],
     report: IngestReport,
     warehouse: Warehouse,
     quarantine: QuarantineStore,
     preview_symbol: str | None,
     logger: logging.Logger,
 ) -> list[NormalizedSnapshot]:
-    """Ledger first: only payloads it does not know are normalized; returns those to store."""
+    """Ledger first: only payloads it does not know are normalized; returns those to store
+    (ledger rows of unavailable keys pass straight through)."""
+    fresh: list[NormalizedSnapshot] = [i for i in items if isinstance(i, NormalizedSnapshot)]
+    batch = [i for i in items if isinstance(i, _Fetched)]
     if not batch:
-        return []
+        return fresh
     hashes = [payload_sha256(f.raw) for f in batch]
     ids = [snapshot_id_for(f.request, sha) for f, sha in zip(batch, hashes, strict=True)]
     known = warehouse.known_snapshots(ids)
-    fresh: list[NormalizedSnapshot] = []
     for fetched, sha, snapshot_id in zip(batch, hashes, ids, strict=True):
         status = known.get(snapshot_id)
         is_preview = fetched.request.symbol == preview_symbol
@@ -200,6 +273,8 @@ def _prepare_batch(
             )
         else:
             report.loaded_snapshot_ids.append(snapshot_id)
+            if snapshot.ledger.x_axis == "beyond_candles":
+                report.x_beyond_candles.append(fetched.request.label)
             if is_preview:
                 report.preview = snapshot
         if status is None:

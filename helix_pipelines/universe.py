@@ -8,8 +8,9 @@ not support are reported, not silently fetched forever.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from helix_pipelines.coinglass.source import HeatmapSource
@@ -35,6 +36,8 @@ class UniverseSelection:
 class ResolvedUniverse:
     members: list[UniverseMember]
     unsupported: list[str]
+    choices: dict[str, str] = field(default_factory=dict)
+    """Pair scope: base asset -> which instrument was chosen over which (several share it)."""
 
     @property
     def fingerprint(self) -> str:
@@ -63,11 +66,7 @@ async def resolve_universe(source: HeatmapSource, selection: UniverseSelection) 
             raise UniverseError(
                 f"exchange {selection.exchange!r} is not supported; choose one of {sorted(pairs)[:20]}"
             )
-        available = {
-            p["base_asset"]: p["instrument_id"]
-            for p in pairs[selection.exchange]
-            if p.get("quote_asset") == selection.quote
-        }
+        available, choices = perpetual_per_base(pairs[selection.exchange], selection.quote)
         exchange = selection.exchange
     wanted = _wanted(selection, coins, available)
     chosen = [available[coin] for coin in wanted if coin in available]
@@ -81,7 +80,48 @@ async def resolve_universe(source: HeatmapSource, selection: UniverseSelection) 
         UniverseMember(scope=selection.scope, exchange=exchange, symbol=symbol, rank=rank)
         for rank, symbol in enumerate(dict.fromkeys(chosen), start=1)
     ]
-    return ResolvedUniverse(members, unsupported)
+    if selection.scope == "coin":
+        return ResolvedUniverse(members, unsupported)
+    picked = {coin for coin in wanted if coin in available}
+    return ResolvedUniverse(members, unsupported, {c: w for c, w in choices.items() if c in picked})
+
+
+# Delivery dates as exchanges spell them: BTCUSD_250627, BTC-USD-250627, BTC-26DEC25.
+_DATED = re.compile(r"(\d{6}|\d{2}[A-Z]{3}\d{2})$")
+_PERPETUAL_MARK = re.compile(r"(PERP|SWAP)", re.IGNORECASE)
+
+
+def perpetual_per_base(
+    pairs: Sequence[Mapping[str, str]], quote: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(base asset -> the perpetual's instrument id, base -> why when several shared the base).
+
+    An exchange lists perpetuals beside dated (quarterly) contracts of the same base asset
+    (`BTCUSD_PERP`, `BTCUSD_250627`): the heatmap of the perpetual is the one wanted. A dated
+    contract is one whose id ends in a delivery date; among the rest, an explicit PERP/SWAP mark
+    wins, then the shortest id. A base with dated contracts only is left out.
+    """
+    by_base: dict[str, list[str]] = {}
+    for pair in pairs:
+        if (
+            pair.get("quote_asset") == quote
+            and pair.get("base_asset")
+            and pair.get("instrument_id")
+        ):
+            by_base.setdefault(pair["base_asset"], []).append(pair["instrument_id"])
+    chosen: dict[str, str] = {}
+    why: dict[str, str] = {}
+    for base, ids in by_base.items():
+        undated = [i for i in ids if _PERPETUAL_MARK.search(i) or not _DATED.search(i)]
+        if not undated:
+            why[base] = f"no perpetual among {', '.join(sorted(ids))}: left out"
+            continue
+        best = min(undated, key=lambda i: (not _PERPETUAL_MARK.search(i), len(i), i))
+        chosen[base] = best
+        if len(ids) > 1:
+            others = ", ".join(sorted(i for i in ids if i != best))
+            why[base] = f"{best} (the perpetual) over {others}"
+    return chosen, why
 
 
 def _wanted(

@@ -21,7 +21,7 @@ BAD = {
     "TRUNC": QUARANTINE_CASES["truncated JSON"][0],
     "CODE": QUARANTINE_CASES["code other than 0"][0],
     "EMPTY": QUARANTINE_CASES["empty data object"][0],
-    "XOOR": QUARANTINE_CASES["x index out of range"][0],
+    "XOOR": QUARANTINE_CASES["x index past any plausible column"][0],
     "YOOR": QUARANTINE_CASES["y index out of range"][0],
     "NEG": QUARANTINE_CASES["negative value"][0],
     "NAN": QUARANTINE_CASES["NaN value (literal)"][0],
@@ -143,3 +143,38 @@ def test_progress_is_logged_per_batch(stores: Stores, caplog: pytest.LogCaptureF
     progress = [r.getMessage() for r in caplog.records if "symbols done" in r.getMessage()]
     assert progress[-1] == "m3 3d: 11/11 symbols done (2 new, 0 unchanged, 9 quarantined, 0 failed)"
     assert len(progress) == 3  # 5 + 5 + 1
+
+
+def test_unavailable_keys_are_ledgered_left_out_of_coverage_and_skipped_for_a_while(
+    stores: Stores,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from helix_pipelines.coinglass.errors import CoinGlassUnavailableError
+
+    now = [datetime(2026, 11, 25, 12, 0, tzinfo=UTC)]
+    body = b'{"code":"500","msg":"Server Error"}'
+    young = CoinGlassUnavailableError("GET ...: CoinGlass has no data for it", body=body)
+    source = ScriptedSource({**GOOD, "YOUNG": young})
+
+    first = stores.ingest(source, clock=lambda: now[0])
+    assert first.unavailable == ["YOUNG"]
+    assert (first.requested, first.expected, first.covered, first.coverage) == (3, 2, 2, 1.0)
+    assert first.stored.unavailable_added == 1
+    assert first.requests_saved == 0
+    assert stores.count("SELECT count(*) FROM heatmap_snapshots WHERE status = 'unavailable'") == 1
+
+    now[0] += timedelta(hours=23)
+    source.stats.requests_sent = 0
+    other_model = stores.ingest(source, model=1, clock=lambda: now[0])
+    assert other_model.skipped_unavailable == ["YOUNG m1 3d"]  # per (coin, range), any model
+    assert other_model.requests_saved == 1
+    assert source.stats.requests_sent == 2  # BTC and ETH only
+    assert other_model.coverage == 1.0
+
+    now[0] += timedelta(hours=2)  # 25 h after the answer: asked again
+    again = stores.ingest(source, model=2, clock=lambda: now[0])
+    assert (again.unavailable, again.skipped_unavailable) == (["YOUNG"], [])
+
+    never_skip = stores.ingest(source, model=2, clock=lambda: now[0], skip_unavailable_for=None)
+    assert never_skip.skipped_unavailable == []

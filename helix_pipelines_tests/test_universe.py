@@ -52,3 +52,43 @@ def test_fingerprint_changes_only_with_members() -> None:
 def test_invalid_selections_are_clear_errors(selection: dict, message: str) -> None:
     with pytest.raises(UniverseError, match=message):
         resolve(**selection)
+
+
+def test_pair_scope_picks_the_perpetual_among_dated_contracts_and_says_so() -> None:
+    from helix_pipelines.universe import perpetual_per_base
+
+    pairs = [
+        {"instrument_id": "BTCUSD_250627", "base_asset": "BTC", "quote_asset": "USD"},
+        {"instrument_id": "BTCUSD_PERP", "base_asset": "BTC", "quote_asset": "USD"},
+        {"instrument_id": "BTCUSD_250926", "base_asset": "BTC", "quote_asset": "USD"},
+        {"instrument_id": "ETH-USD-SWAP", "base_asset": "ETH", "quote_asset": "USD"},
+        {"instrument_id": "ETH-USD-250627", "base_asset": "ETH", "quote_asset": "USD"},
+        {"instrument_id": "SOLUSD", "base_asset": "SOL", "quote_asset": "USD"},
+        {"instrument_id": "XRP-26DEC25", "base_asset": "XRP", "quote_asset": "USD"},
+        {"instrument_id": "DOGEUSDT", "base_asset": "DOGE", "quote_asset": "USDT"},
+    ]
+    chosen, why = perpetual_per_base(pairs, "USD")
+    assert chosen == {"BTC": "BTCUSD_PERP", "ETH": "ETH-USD-SWAP", "SOL": "SOLUSD"}
+    assert why["BTC"] == "BTCUSD_PERP (the perpetual) over BTCUSD_250627, BTCUSD_250926"
+    assert why["XRP"] == "no perpetual among XRP-26DEC25: left out"
+    assert "SOL" not in why  # one instrument: nothing to choose
+
+
+def test_the_resolved_pair_universe_reports_its_choices() -> None:
+    class Pairs(ScriptedSource):
+        async def supported_exchange_pairs(self) -> dict[str, list[dict[str, str]]]:
+            return {
+                "Binance": [
+                    {"instrument_id": "BTCUSDT_250926", "base_asset": "BTC", "quote_asset": "USDT"},
+                    {"instrument_id": "BTCUSDT", "base_asset": "BTC", "quote_asset": "USDT"},
+                ]
+            }
+
+    resolved = asyncio.run(
+        resolve_universe(
+            Pairs({}, coins=["BTC"]),
+            UniverseSelection(mode="list", symbols=("BTC",), scope="pair", exchange="Binance"),
+        )
+    )
+    assert resolved.members == [UniverseMember("pair", "Binance", "BTCUSDT", 1)]
+    assert resolved.choices == {"BTC": "BTCUSDT (the perpetual) over BTCUSDT_250926"}

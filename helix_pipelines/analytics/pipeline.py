@@ -61,6 +61,7 @@ class SnapshotView:
     level_hi: float
     last_close: float
     atr: float
+    first_candle_ts: datetime
     last_candle_ts: datetime
     clusters: dict[str, list[Cluster]] = field(default_factory=dict)
 
@@ -214,8 +215,7 @@ def _symbol_zones(
 def _view(
     row: dict[str, object], cells: pl.DataFrame, candles: pl.DataFrame, params: ClusterParams
 ) -> SnapshotView | None:
-    first, last = cells["candle_ts"].min(), cells["candle_ts"].max()
-    window = candles.filter(pl.col("ts").is_between(first, last))
+    window = candles.filter(pl.col("ts").is_between(*snapshot_span(row, cells)))
     if window.height == 0:
         return None
     high, low, close = (window[c].to_numpy() for c in ("high", "low", "close"))
@@ -226,7 +226,8 @@ def _view(
         scope=str(row["scope"]), exchange=str(row["exchange"]), symbol=str(row["symbol"]),
         model=int(row["model"]), range=str(row["range"]),  # type: ignore[call-overload]
         level_lo=float(profile.prices.min()), level_hi=float(profile.prices.max()),
-        last_close=float(close[-1]), atr=atr_value, last_candle_ts=window["ts"].max(),  # type: ignore[arg-type]
+        last_close=float(close[-1]), atr=atr_value, first_candle_ts=window["ts"].min(),  # type: ignore[arg-type]
+        last_candle_ts=window["ts"].max(),  # type: ignore[arg-type]
     )  # fmt: skip
     for kind in PROFILES:
         view.clusters[kind] = find_clusters(
@@ -234,6 +235,15 @@ def _view(
             snapshot_id=f"{view.snapshot_id}|{kind}", params=params,
         )  # fmt: skip
     return view
+
+
+def snapshot_span(row: dict[str, object], cells: pl.DataFrame) -> tuple[object, object]:
+    """First and last candle time of a snapshot: from its ledger row (every snapshot since the
+    ledger kept them), else from its cells' candle times (older rows, whose x named candles)."""
+    first, last = row.get("first_candle_ts"), row.get("last_candle_ts")
+    if first is not None and last is not None:
+        return first, last
+    return cells["candle_ts"].min(), cells["candle_ts"].max()
 
 
 def _plan_symbol(

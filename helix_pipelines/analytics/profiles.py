@@ -2,7 +2,8 @@
 
 A heatmap is liquidation USD per (candle, price level). Its profile sums it per price level:
   - cumulative: over every candle of the snapshot (where liquidations stacked up over the range);
-  - live: the latest candle column only (what is resting right now).
+  - live: the latest column only (what is resting right now), by `x_index`, which every
+    snapshot has even when its x axis is not a candle index.
 Each is also given as shares of its own total, which makes the opaque CoinGlass models and
 ranges comparable with each other (DESIGN.md section 3).
 
@@ -72,7 +73,7 @@ def level_grid(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def snapshot_profile(cells: pl.DataFrame) -> LevelProfile:
-    """Profile of one snapshot's cells (columns candle_ts, price, liq_usd)."""
+    """Profile of one snapshot's cells (columns x_index, price, liq_usd)."""
     if cells.height == 0:
         empty = np.array([], dtype=np.float64)
         return LevelProfile(empty, empty, empty)
@@ -80,7 +81,7 @@ def snapshot_profile(cells: pl.DataFrame) -> LevelProfile:
     usd = cells["liq_usd"].to_numpy()
     grid, index = level_grid(prices)
     cumulative = np.bincount(index, weights=usd, minlength=len(grid))
-    ts = cells["candle_ts"].to_numpy()
-    latest = ts == ts.max()
+    column = cells["x_index"].to_numpy()
+    latest = column == column.max()
     live = np.bincount(index[latest], weights=usd[latest], minlength=len(grid))
     return LevelProfile(grid, cumulative, live)

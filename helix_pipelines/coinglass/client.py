@@ -3,7 +3,11 @@
 Retry policy (the only one in Helix): 429, 408, 5xx and transport failures/timeouts are retried
 with exponential backoff and full jitter, honouring Retry-After, up to `max_attempts` sends.
 Everything else fails at once with a typed error. The same rules apply when the error arrives as
-a `code` inside an HTTP 200 body, which CoinGlass also does.
+a `code` inside an HTTP 200 body, which CoinGlass also does, with one exception: HTTP 200 with
+`{"code": "500", "msg": "Server Error"}` is how CoinGlass says "no data for this range" (young
+coins), every time, so it is retried `unavailable_retries` times only and then raised as
+`CoinGlassUnavailableError`. A burst of server errors across requests (`error_burst` in a row)
+pauses the whole client for `error_burst_pause_seconds`, so an outage does not eat the budget.
 
 Heatmap bodies are returned as raw bytes after only a cheap peek at `code`; the normalizer parses
 them exactly once. The API key is sent as the `CG-API-KEY` header and redacted from every error.
@@ -36,6 +40,7 @@ from helix_pipelines.coinglass.errors import (
     CoinGlassPayloadError,
     CoinGlassRateLimitError,
     CoinGlassServerError,
+    CoinGlassUnavailableError,
     error_for_status,
     redact,
 )
@@ -48,6 +53,8 @@ _CODE_PEEK = re.compile(rb'"code"\s*:\s*"?(-?\d+)"?')
 _PEEK_BYTES = 256
 # A Retry-After beyond this is treated as this: one odd header must not stall the client for hours.
 MAX_RETRY_AFTER_SECONDS = 120.0
+# The message CoinGlass sends with code 500 when a key has no data (REAL_API_FACTS).
+NO_DATA_MESSAGE = "server error"
 
 
 def peek_code(body: bytes) -> str | None:
@@ -95,6 +102,9 @@ class CoinGlassClient:
         max_concurrency: int = 16,
         timeout_seconds: float = 30.0,
         max_attempts: int = 5,
+        unavailable_retries: int = 1,
+        error_burst: int = 15,
+        error_burst_pause_seconds: float = 60.0,
         backoff_base_seconds: float = 0.5,
         backoff_cap_seconds: float = 30.0,
         capture_dir: Path | None = None,
@@ -105,11 +115,17 @@ class CoinGlassClient:
             raise ValueError("CoinGlassClient needs an API key; without one use the sandbox")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if unavailable_retries < 0:
+            raise ValueError(f"unavailable_retries must be >= 0, got {unavailable_retries}")
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter or RateLimiter(rate_limit_per_minute)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._max_attempts = max_attempts
+        self._unavailable_retries = unavailable_retries
+        self._error_burst = error_burst
+        self._error_burst_pause = error_burst_pause_seconds
+        self._errors_in_a_row = 0
         self._backoff_base = backoff_base_seconds
         self._backoff_cap = backoff_cap_seconds
         self._capture_dir = capture_dir
@@ -187,6 +203,7 @@ class CoinGlassClient:
         """
         what = f"GET {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
         last_error: CoinGlassError | None = None
+        no_data_answers = 0
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
                 self.stats.retries += 1
@@ -205,8 +222,16 @@ class CoinGlassClient:
             if response is not None:
                 outcome = self._judge(response, what, allow_error_code=allow_error_code)
                 if isinstance(outcome, bytes):
+                    self._errors_in_a_row = 0
                     return outcome
                 last_error = outcome
+                if isinstance(outcome, CoinGlassUnavailableError):
+                    no_data_answers += 1
+                    if no_data_answers > self._unavailable_retries or attempt == self._max_attempts:
+                        self.stats.unavailable += 1
+                        raise outcome
+            if isinstance(last_error, CoinGlassServerError):
+                self._count_server_error()
             delay = self._delay(attempt, response)
             if attempt < self._max_attempts:
                 log.warning(
@@ -223,6 +248,18 @@ class CoinGlassClient:
             status=last_error.status,
             code=last_error.code,
         )
+
+    def _count_server_error(self) -> None:
+        """Pause the whole client after a burst of server errors in a row (any request)."""
+        self._errors_in_a_row += 1
+        if self._errors_in_a_row >= self._error_burst:
+            log.warning(
+                "CoinGlass answered %d errors in a row: pausing every request for %.0fs",
+                self._errors_in_a_row,
+                self._error_burst_pause,
+            )
+            self.limiter.hold(self._error_burst_pause)
+            self._errors_in_a_row = 0
 
     def _judge(
         self, response: httpx.Response, what: str, *, allow_error_code: bool
@@ -242,6 +279,10 @@ class CoinGlassClient:
             return body
         effective = status if status != 200 else _code_as_status(code or "")
         snippet = redact(body[:200].decode("utf-8", "replace"), self._api_key)
+        if status == 200 and code == "500" and allow_error_code and _says_no_data(body):
+            return CoinGlassUnavailableError(
+                f"{what}: CoinGlass has no data for it (code 500 'Server Error')", body=body
+            )
         error = error_for_status(effective, f"{what}: HTTP {status}: {snippet}", code)
         if isinstance(error, CoinGlassRateLimitError):
             self.stats.rate_limited += 1
@@ -261,6 +302,16 @@ class CoinGlassClient:
                 return retry_after
         ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
+
+
+def _says_no_data(body: bytes) -> bool:
+    """The envelope's msg is CoinGlass's "no data" message (the body is a small error body)."""
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    msg = envelope.get("msg") if isinstance(envelope, dict) else None
+    return isinstance(msg, str) and msg.strip().lower() == NO_DATA_MESSAGE
 
 
 def _code_as_status(code: str) -> int:

@@ -34,19 +34,34 @@ class CoinGlassServerError(CoinGlassError):
     """5xx, 408 or a transport failure/timeout after every allowed attempt."""
 
 
+class CoinGlassUnavailableError(CoinGlassError):
+    """CoinGlass has no data for this key: HTTP 200 with `{"code": "500", "msg": "Server
+    Error"}`, every time (young coins on ranges longer than their history). Not an outage: the
+    ledger records it as `unavailable` and the key is skipped for a while. `body` is the answer."""
+
+    def __init__(self, message: str, *, body: bytes) -> None:
+        super().__init__(message, status=200, code="500")
+        self.body = body
+
+
 class CoinGlassPayloadError(CoinGlassError):
     """The body is not the JSON envelope the endpoint promises."""
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Replace every whole-token occurrence of `secret` in `text` with `***`.
+# A secret this long is never part of an ordinary word, so it is redacted wherever it appears
+# (Bybit's 10004 answer glues the key between a timestamp and recv_window); a shorter one only
+# as a whole token, so a one-letter test key leaves "Invalid API key" alone.
+SUBSTRING_REDACTION_MIN_LENGTH = 8
 
-    Whole token: not glued to letters or digits on either side, so a short secret never eats
-    into ordinary words (a key `k` leaves "Invalid API key" alone) while a key echoed in a URL,
-    a header or JSON (`key=SECRET&`, `"SECRET"`) is always caught. A no-op for an empty secret.
-    """
+
+def redact(text: str, secret: str | None) -> str:
+    """Replace `secret` in `text` with `***`: everywhere when it is at least
+    SUBSTRING_REDACTION_MIN_LENGTH long, else only as a whole token (not glued to letters or
+    digits on either side). A no-op for an empty secret."""
     if not secret:
         return text
+    if len(secret) >= SUBSTRING_REDACTION_MIN_LENGTH:
+        return text.replace(secret, "***")
     token = re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
     return token.sub("***", text)
 

@@ -31,6 +31,7 @@ class SourceSettings:
     max_concurrency: int = 16
     timeout_seconds: float = 30.0
     max_attempts: int = 5
+    unavailable_retries: int = 1
 
     @property
     def kind(self) -> SourceKind:
@@ -57,6 +58,7 @@ def open_source(settings: SourceSettings, clock: Callable[[], datetime] = utc_no
             max_concurrency=settings.max_concurrency,
             timeout_seconds=settings.timeout_seconds,
             max_attempts=settings.max_attempts,
+            unavailable_retries=settings.unavailable_retries,
             capture_dir=settings.capture_dir,
         )
     if settings.replay_dir:

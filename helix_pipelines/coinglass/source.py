@@ -22,6 +22,7 @@ class SourceStats:
     requests_sent: int = 0
     retries: int = 0
     rate_limited: int = 0
+    unavailable: int = 0
     limit_per_minute: int | None = None
     used_in_window: int | None = None
     status_counts: dict[int, int] = field(default_factory=dict)
@@ -31,6 +32,7 @@ class SourceStats:
             "requests_sent": self.requests_sent,
             "retries": self.retries,
             "http_429_received": self.rate_limited,
+            "unavailable_answers": self.unavailable,
         }
         if self.limit_per_minute is not None:
             meta["plan_limit_per_minute"] = self.limit_per_minute

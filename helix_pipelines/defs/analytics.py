@@ -219,10 +219,9 @@ def _previews(
         if view is None:
             continue
         snap_cells = cells.filter(pl.col("snapshot_id") == view.snapshot_id)
-        first, last = snap_cells["candle_ts"].min(), snap_cells["candle_ts"].max()
         snap_candles = candles.filter(
             (pl.col("symbol") == symbol) & (pl.col("range") == view.range)
-            & pl.col("ts").is_between(first, last)
+            & pl.col("ts").is_between(view.first_candle_ts, view.last_candle_ts)
         )  # fmt: skip
         lines = [
             (z["peak_price"], (230, 60, 60) if z["side"] == "short" else (60, 220, 90))

@@ -9,6 +9,7 @@ cost more than the work itself, while the UI still shows the lineage and each st
 
 import asyncio
 import base64
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -41,6 +42,11 @@ class HeatmapIngestConfig(dg.Config):
     batch_size: int = Field(default=4, description="Snapshots stored per transaction.")
     batches_in_flight: int = Field(
         default=2, description="Batches loading at once (each on its own connection)."
+    )
+    skip_unavailable_hours: float = Field(
+        default=24.0,
+        description="Skip a (symbol, range) CoinGlass answered 'no data' for within this many "
+        "hours (0: always ask).",
     )
 
 
@@ -103,6 +109,7 @@ def ingest_heatmaps_step(
                 source, store, archive.archive(), archive.quarantine(), members, model, range_,
                 preview_symbol=config.preview_symbol, batch_size=config.batch_size,
                 batches_in_flight=config.batches_in_flight,
+                skip_unavailable_for=timedelta(hours=config.skip_unavailable_hours) or None,
                 logger=context.log,  # type: ignore[arg-type]
             )  # fmt: skip
             return report, source.stats.as_metadata()
@@ -126,10 +133,23 @@ def _payload_metadata(report: IngestReport, request_stats: dict[str, int]) -> di
         "source": report.source_kind,
         "sandbox": report.source_kind == "sandbox",
         "universe_size": report.requested,
-        "payloads_fetched": report.requested - len(report.failed),
+        "payloads_fetched": report.requested
+        - len(report.failed)
+        - len(report.unavailable)
+        - len(report.skipped_unavailable),
         "failed_requests": len(report.failed),
+        "unavailable": len(report.unavailable),
+        "skipped_unavailable": len(report.skipped_unavailable),
+        "requests_saved": report.requests_saved,
         **request_stats,
     }
+    if report.unavailable or report.skipped_unavailable:
+        metadata["no_data_at_coinglass"] = dg.MetadataValue.md(
+            "CoinGlass has no data for these (young coins on ranges longer than their history); "
+            "they are left out of the coverage.\n\n"
+            + "\n".join(f"- {s} (answered now)" for s in report.unavailable)
+            + "\n".join(f"- {s} (skipped: answered earlier)" for s in report.skipped_unavailable)
+        )
     if report.failed:
         metadata["failed"] = dg.MetadataValue.md(
             "\n".join(f"- **{label}**: {why}" for label, why in report.failed)
@@ -143,7 +163,15 @@ def _normalized_metadata(report: IngestReport) -> dict[str, object]:
         "snapshots_unchanged": report.unchanged,
         "quarantined": len(report.quarantined),
         "schema_variants": dg.MetadataValue.json(dict(report.schema_variants)),
+        "x_beyond_candles": len(report.x_beyond_candles),
     }
+    if report.x_beyond_candles:
+        metadata["x_axis_note"] = dg.MetadataValue.md(
+            "These payloads have more x columns than candles, so x is not a candle index there: "
+            "their cells are kept with their column (`x_index`) and no candle time "
+            "(`heatmap_snapshots.x_axis = 'beyond_candles'`).\n\n"
+            + "\n".join(f"- {label}" for label in report.x_beyond_candles)
+        )
     if report.quarantined:
         metadata["quarantined_payloads"] = dg.MetadataValue.md(
             "\n".join(
@@ -202,7 +230,10 @@ def _check_results(
                 "coverage": round(report.coverage, 4),
                 "min_coverage": min_coverage,
                 "covered": report.covered,
+                "expected": report.expected,
                 "universe_size": report.requested,
+                "unavailable_at_coinglass": len(report.unavailable)
+                + len(report.skipped_unavailable),
             },
         ),
         dg.AssetCheckResult(

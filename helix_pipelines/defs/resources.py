@@ -65,6 +65,11 @@ class CoinGlassResource(dg.ConfigurableResource):
     max_concurrency: int = Field(default=16, description="Requests in flight at once.")
     timeout_seconds: float = 30.0
     max_attempts: int = Field(default=5, description="Sends per request, retries included.")
+    unavailable_retries: int = Field(
+        default=1,
+        description="Retries of a 'no data for this range' answer (code 500) before the key is "
+        "recorded as unavailable.",
+    )
 
     def settings(self) -> SourceSettings:
         replay = self.replay_dir or _env("COINGLASS_REPLAY_DIR")
@@ -78,6 +83,7 @@ class CoinGlassResource(dg.ConfigurableResource):
             max_concurrency=self.max_concurrency,
             timeout_seconds=self.timeout_seconds,
             max_attempts=self.max_attempts,
+            unavailable_retries=self.unavailable_retries,
         )
 
     @asynccontextmanager

@@ -44,6 +44,7 @@ def symbol_universe(
             "members": len(resolved.members),
             "symbols": dg.MetadataValue.md(members[:4000]),
             "unsupported": dg.MetadataValue.json(resolved.unsupported),
+            "instrument_choices": dg.MetadataValue.json(resolved.choices),
             "fingerprint": resolved.fingerprint,
             "requests_sent": requests,
         },

@@ -24,7 +24,11 @@ CELLS_SCHEMA: dict[str, pl.DataType] = {
     "candle_ts": UTC_TIME,
     "price": pl.Float64(),
     "liq_usd": pl.Float64(),
+    "x_index": pl.Int32(),
 }
+"""One row per heatmap cell. `x_index` is the column as served; `candle_ts` is the start of the
+candle it names, or null for every cell of a snapshot whose x axis runs past its candle list
+(REAL_API_FACTS: real Model 3 payloads may; then x is not a candle index and no time is guessed)."""
 
 CANDLES_SCHEMA: dict[str, pl.DataType] = {
     "scope": pl.String(),
@@ -55,10 +59,20 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "source_update_time": UTC_TIME,
     "status": pl.String(),
     "reason": pl.String(),
+    "x_columns": pl.Int32(),
+    "x_axis": pl.String(),
+    "candle_ts_unit": pl.String(),
+    "first_candle_ts": UTC_TIME,
+    "last_candle_ts": UTC_TIME,
+    "source_extra": pl.String(),
 }
 
-SnapshotStatus = Literal["loaded", "quarantined"]
+SnapshotStatus = Literal["loaded", "quarantined", "unavailable"]
 SchemaVariant = Literal["v4", "v3"]
+XAxis = Literal["candles", "beyond_candles"]
+"""How a snapshot's x indexes relate to its candles: each x names a candle, or x runs past the
+candle list (so x is some other column index, and cells get no candle time)."""
+TimeUnit = Literal["s", "ms"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +80,14 @@ class LedgerRow:
     """One row of `heatmap_snapshots`: what was fetched, its identity, and whether it was usable.
 
     `snapshot_id` is derived from the heatmap key and the payload hash, so an unchanged payload
-    fetched again has the same id and is stored once.
+    fetched again has the same id and is stored once. Status `unavailable` records that
+    CoinGlass has no data for this key (it answers code 500 to young coins on ranges longer
+    than their history); such rows have no cells and are not failures.
+
+    What the payload itself said, kept so nothing served is lost: `x_columns` (largest x + 1),
+    `x_axis`, the unit its candle timestamps came in, the candle span, and `source_extra`, the
+    keys of `data` outside the contract as JSON (Model 2's legacy `precision`, `rangeLow`,
+    `rangeHigh`, `instrument`).
     """
 
     snapshot_id: str
@@ -84,6 +105,12 @@ class LedgerRow:
     source_update_time: datetime | None
     status: SnapshotStatus
     reason: str | None
+    x_columns: int | None = None
+    x_axis: XAxis | None = None
+    candle_ts_unit: TimeUnit | None = None
+    first_candle_ts: datetime | None = None
+    last_candle_ts: datetime | None = None
+    source_extra: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -4,8 +4,10 @@ Pure and vectorized: no per-cell Python loop. Both key sets normalize into one c
   v4 (documented): data.y_axis / data.liquidation_leverage_data / data.price_candlesticks
   v3 (alternate, observed for Model 2 on 180d and 1y): data.y / data.liq / data.prices
 
-Every payload is validated in full. One that fails is never guessed at: the result is a ledger row
-with status 'quarantined' and a reason naming what was wrong, and no cells or candles.
+Every payload is validated in full (`heatmaps.validate`). One that fails is never guessed at:
+the result is a ledger row with status 'quarantined' and a reason naming what was wrong, and no
+cells or candles. What the payload said beyond the contract is kept on the ledger row: the unit
+of its timestamps, whether its x axis names candles, and its extra keys as JSON.
 
 Speed: the cell array is 95% of a payload. When it has the compact form CoinGlass sends
 (`[[x,y,v],[x,y,v],...]`), it is cut out of the bytes and parsed by polars' CSV reader while
@@ -16,39 +18,37 @@ which is also the one that words the rejection reasons; both paths yield identic
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
 import polars as pl
 
-from helix_pipelines.clock import from_epoch_ms
 from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.heatmaps import validate
 from helix_pipelines.heatmaps.contracts import (
     CANDLES_SCHEMA,
     CELLS_SCHEMA,
     UTC_TIME,
     LedgerRow,
     SchemaVariant,
+    SnapshotStatus,
+    TimeUnit,
+    XAxis,
     empty_candles,
     empty_cells,
 )
+from helix_pipelines.heatmaps.validate import CANDLE_FIELDS, PayloadValidationError
 
 KEY_SETS: dict[SchemaVariant, tuple[str, str, str]] = {
     "v4": ("y_axis", "liquidation_leverage_data", "price_candlesticks"),
     "v3": ("y", "liq", "prices"),
 }
 _CELL_KEYS = {"v4": b'"liquidation_leverage_data":', "v3": b'"liq":'}
-_CANDLE_FIELDS = ("ts", "open", "high", "low", "close", "volume_usd")
-# Candle timestamps are epoch seconds; outside 2009..2100 they are not (milliseconds, garbage).
-_TS_MIN, _TS_MAX = 1_230_768_000, 4_102_444_800
-_US = 1_000_000
 
-
-class PayloadValidationError(ValueError):
-    """A payload failed validation; the message is the quarantine reason."""
+__all__ = ["NormalizedSnapshot", "PayloadValidationError", "normalize_payload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,10 @@ class NormalizedSnapshot:
     @property
     def quarantined(self) -> bool:
         return self.ledger.status == "quarantined"
+
+    @property
+    def loaded(self) -> bool:
+        return self.ledger.status == "loaded"
 
 
 def payload_sha256(raw: bytes) -> str:
@@ -93,16 +97,7 @@ def normalize_payload(
             request, snapshot_id, sha, fetched_at, status="quarantined", reason=str(rejected)
         )
         return NormalizedSnapshot(ledger, empty_cells(), empty_candles())
-    ledger = _ledger(
-        request,
-        snapshot_id,
-        sha,
-        fetched_at,
-        status="loaded",
-        variant=variant,
-        counts=(len(parsed.levels), len(parsed.candle_ts), len(parsed.cell_x)),
-        update_time=parsed.update_time,
-    )
+    ledger = _ledger(request, snapshot_id, sha, fetched_at, status="loaded", parsed=parsed)
     return NormalizedSnapshot(
         ledger,
         _cells_frame(parsed, request, snapshot_id, fetched_at),
@@ -110,15 +105,40 @@ def normalize_payload(
     )
 
 
+def unavailable_snapshot(
+    request: HeatmapRequest, raw: bytes, fetched_at: datetime, reason: str
+) -> NormalizedSnapshot:
+    """The ledger row of a key CoinGlass has no data for: no cells, no candles, not a failure.
+
+    Its id includes the fetch time, so each time the key is found unavailable is recorded and
+    the skip window (`ingest`) always runs from the latest answer.
+    """
+    sha = payload_sha256(raw)
+    snapshot_id = snapshot_id_for(request, f"{sha}|unavailable|{fetched_at.isoformat()}")
+    ledger = _ledger(request, snapshot_id, sha, fetched_at, status="unavailable", reason=reason)
+    return NormalizedSnapshot(ledger, empty_cells(), empty_candles())
+
+
 @dataclass(frozen=True, slots=True)
 class _Parsed:
+    variant: SchemaVariant
     levels: np.ndarray  # float64, strictly increasing
-    candle_ts: np.ndarray  # int64 epoch seconds, strictly increasing
+    candle_us: np.ndarray  # int64 epoch microseconds, strictly increasing
+    candle_unit: TimeUnit
     ohlcv: np.ndarray  # float64 (n_candles, 5)
-    cell_x: np.ndarray  # int64 candle index
+    cell_x: np.ndarray  # int64 column index, as served
     cell_y: np.ndarray  # int64 level index
     cell_value: np.ndarray  # float64 USD
     update_time: datetime | None
+    source_extra: str | None
+
+    @property
+    def x_columns(self) -> int:
+        return int(self.cell_x.max()) + 1 if len(self.cell_x) else 0
+
+    @property
+    def x_axis(self) -> XAxis:
+        return "candles" if self.x_columns <= len(self.candle_us) else "beyond_candles"
 
 
 def _parse(raw: bytes) -> tuple[SchemaVariant, dict[str, Any], np.ndarray | None]:
@@ -190,119 +210,23 @@ def _validate(
     variant: SchemaVariant, data: dict[str, Any], fast_cells: np.ndarray | None
 ) -> _Parsed:
     levels_key, cells_key, candles_key = KEY_SETS[variant]
-    levels = _levels(data[levels_key], levels_key)
-    candle_ts, ohlcv = _candles(data[candles_key], candles_key)
-    cells = fast_cells if fast_cells is not None else _cells(data[cells_key], cells_key)
-    x, y, value = cells[:, 0], cells[:, 1], cells[:, 2]
-    _check_index(x, len(candle_ts), f"{cells_key} x (candle index)", candles_key)
-    _check_index(y, len(levels), f"{cells_key} y (price-level index)", levels_key)
-    bad = ~np.isfinite(value) | (value < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise PayloadValidationError(
-            f"{cells_key}[{i}] value {float(value[i])} is negative or not finite"
-        )
+    levels = validate.levels(data[levels_key], levels_key)
+    candle_us, candle_unit, ohlcv = validate.candles(data[candles_key], candles_key)
+    if fast_cells is None:
+        fast_cells = validate.cell_triples(data[cells_key], cells_key)
+    validate.check_cells(fast_cells, cells_key, len(levels), len(candle_us))
     return _Parsed(
+        variant=variant,
         levels=levels,
-        candle_ts=candle_ts,
+        candle_us=candle_us,
+        candle_unit=candle_unit,
         ohlcv=ohlcv,
-        cell_x=x.astype(np.int64),
-        cell_y=y.astype(np.int64),
-        cell_value=value,
-        update_time=_update_time(data.get("update_time")),
+        cell_x=fast_cells[:, 0].astype(np.int64),
+        cell_y=fast_cells[:, 1].astype(np.int64),
+        cell_value=fast_cells[:, 2],
+        update_time=validate.update_time(data.get("update_time")),
+        source_extra=validate.source_extra(data, (*KEY_SETS[variant], "update_time")),
     )
-
-
-def _levels(raw_levels: Any, key: str) -> np.ndarray:
-    if not isinstance(raw_levels, list) or not raw_levels:
-        raise PayloadValidationError(f"{key} must be a non-empty list of price levels")
-    try:
-        levels = np.array(raw_levels, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PayloadValidationError(f"{key} holds values that are not numbers") from None
-    if levels.ndim != 1:
-        raise PayloadValidationError(f"{key} must be a flat list of numbers")
-    bad = ~np.isfinite(levels) | (levels <= 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise PayloadValidationError(
-            f"{key}[{i}] = {float(levels[i])} is not a positive finite price"
-        )
-    steps = np.diff(levels)
-    if (steps <= 0).any():
-        i = int(np.argmax(steps <= 0)) + 1
-        raise PayloadValidationError(
-            f"{key} is not strictly increasing: [{i - 1}] = {levels[i - 1]} then [{i}] = {levels[i]}"
-        )
-    return levels
-
-
-def _candles(rows: Any, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Candle rows `[ts_seconds, open, high, low, close, volume_usd]` with OHLCV as strings."""
-    if not isinstance(rows, list) or not rows:
-        raise PayloadValidationError(f"{key} must be a non-empty list of candles")
-    for i, row in enumerate(rows):  # one check per candle (hundreds), not per cell
-        if not isinstance(row, list) or len(row) != 6:
-            raise PayloadValidationError(f"{key}[{i}] is not a 6-field candle: {str(row)[:80]}")
-    try:
-        table = np.array(rows, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PayloadValidationError(_first_unparseable_candle(rows, key)) from None
-    bad = ~np.isfinite(table)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise PayloadValidationError(
-            f"{key}[{i}] field '{_CANDLE_FIELDS[j]}' is not a finite number"
-        )
-    ts = table[:, 0]
-    if (ts != np.floor(ts)).any() or (ts < _TS_MIN).any() or (ts > _TS_MAX).any():
-        i = int(np.argmax((ts != np.floor(ts)) | (ts < _TS_MIN) | (ts > _TS_MAX)))
-        raise PayloadValidationError(f"{key}[{i}] ts {rows[i][0]!r} is not epoch seconds")
-    if (np.diff(ts) <= 0).any():
-        i = int(np.argmax(np.diff(ts) <= 0)) + 1
-        raise PayloadValidationError(f"{key} timestamps are not strictly increasing at [{i}]")
-    return ts.astype(np.int64), table[:, 1:]
-
-
-def _first_unparseable_candle(rows: list[Any], key: str) -> str:
-    for i, row in enumerate(rows):
-        for j, field in enumerate(row):
-            try:
-                float(field)
-            except (TypeError, ValueError):
-                return f"{key}[{i}] field '{_CANDLE_FIELDS[j]}' is unparseable: {str(field)[:40]!r}"
-    return f"{key} holds fields that are not numbers"
-
-
-def _cells(raw_cells: Any, key: str) -> np.ndarray:
-    if not isinstance(raw_cells, list):
-        raise PayloadValidationError(f"{key} must be a list of [x, y, value] cells")
-    if not raw_cells:
-        return np.empty((0, 3), dtype=np.float64)
-    try:
-        cells = np.array(raw_cells, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PayloadValidationError(
-            f"{key} is not a list of [x, y, value] number triples"
-        ) from None
-    if cells.ndim != 2 or cells.shape[1] != 3:
-        raise PayloadValidationError(f"{key} is not a list of [x, y, value] number triples")
-    return cells
-
-
-def _check_index(index: np.ndarray, size: int, what: str, target: str) -> None:
-    bad = ~np.isfinite(index) | (index != np.floor(index)) | (index < 0) | (index >= size)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise PayloadValidationError(
-            f"{what} at cell {i} is {float(index[i])}, outside 0..{size - 1} of {target}"
-        )
-
-
-def _update_time(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    return from_epoch_ms(int(value))
 
 
 def _ledger(
@@ -311,42 +235,49 @@ def _ledger(
     sha: str,
     fetched_at: datetime,
     *,
-    status: str,
+    status: SnapshotStatus,
     reason: str | None = None,
-    variant: SchemaVariant | None = None,
-    counts: tuple[int, int, int] | None = None,
-    update_time: datetime | None = None,
+    parsed: _Parsed | None = None,
 ) -> LedgerRow:
-    n_levels, n_candles, n_cells = counts if counts else (None, None, None)
-    return LedgerRow(
-        snapshot_id=snapshot_id,
-        fetched_at=fetched_at,
-        scope=request.scope,
-        exchange=request.exchange,
-        symbol=request.symbol,
-        model=request.model,
-        range=request.range,
-        schema_variant=variant,
-        n_levels=n_levels,
-        n_candles=n_candles,
-        n_cells=n_cells,
-        payload_sha256=sha,
-        source_update_time=update_time,
-        status=status,  # type: ignore[arg-type]
-        reason=reason,
+    row = LedgerRow(
+        snapshot_id=snapshot_id, fetched_at=fetched_at, scope=request.scope,
+        exchange=request.exchange, symbol=request.symbol, model=request.model,
+        range=request.range, schema_variant=None, n_levels=None, n_candles=None, n_cells=None,
+        payload_sha256=sha, source_update_time=None, status=status, reason=reason,
+    )  # fmt: skip
+    if parsed is None:
+        return row
+    return replace(
+        row,
+        schema_variant=parsed.variant,
+        n_levels=len(parsed.levels),
+        n_candles=len(parsed.candle_us),
+        n_cells=len(parsed.cell_x),
+        source_update_time=parsed.update_time,
+        x_columns=parsed.x_columns,
+        x_axis=parsed.x_axis,
+        candle_ts_unit=parsed.candle_unit,
+        first_candle_ts=datetime.fromtimestamp(int(parsed.candle_us[0]) / 1e6, UTC),
+        last_candle_ts=datetime.fromtimestamp(int(parsed.candle_us[-1]) / 1e6, UTC),
+        source_extra=parsed.source_extra,
     )
 
 
-def _utc_from_seconds(seconds: np.ndarray) -> pl.Series:
-    return pl.Series(seconds * _US, dtype=pl.Int64).cast(UTC_TIME)
+def _utc_series(epoch_us: np.ndarray) -> pl.Series:
+    return pl.Series(epoch_us, dtype=pl.Int64).cast(UTC_TIME)
 
 
 def _cells_frame(
     parsed: _Parsed, request: HeatmapRequest, snapshot_id: str, fetched_at: datetime
 ) -> pl.DataFrame:
+    if parsed.x_axis == "candles":
+        candle_ts = _utc_series(parsed.candle_us[parsed.cell_x])
+    else:  # x is no candle index here: no time is guessed for any cell of this snapshot
+        candle_ts = pl.Series([None] * len(parsed.cell_x), dtype=UTC_TIME)
     frame = pl.DataFrame(
         {
-            "candle_ts": _utc_from_seconds(parsed.candle_ts[parsed.cell_x]),
+            "x_index": pl.Series(parsed.cell_x, dtype=pl.Int32),
+            "candle_ts": candle_ts,
             "price": parsed.levels[parsed.cell_y],
             "liq_usd": parsed.cell_value,
         }
@@ -358,6 +289,7 @@ def _cells_frame(
         "candle_ts",
         "price",
         "liq_usd",
+        "x_index",
     )
 
 
@@ -365,11 +297,11 @@ def _candles_frame(parsed: _Parsed, request: HeatmapRequest) -> pl.DataFrame:
     ohlcv = parsed.ohlcv
     frame = pl.DataFrame(
         {
-            "ts": _utc_from_seconds(parsed.candle_ts),
-            **{name: ohlcv[:, i] for i, name in enumerate(_CANDLE_FIELDS[1:])},
+            "ts": _utc_series(parsed.candle_us),
+            **{name: ohlcv[:, i] for i, name in enumerate(CANDLE_FIELDS[1:])},
         }
     )
-    return frame.select(*_key_literals(request, with_model=False), *_CANDLE_FIELDS).cast(
+    return frame.select(*_key_literals(request, with_model=False), *CANDLE_FIELDS).cast(
         CANDLES_SCHEMA  # type: ignore[arg-type]
     )
 

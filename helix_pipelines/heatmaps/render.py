@@ -33,27 +33,33 @@ def _colour(values: np.ndarray) -> np.ndarray:
 def heatmap_grid(
     cells: pl.DataFrame, candles: pl.DataFrame
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(grid[level, candle] of USD, sorted level prices, candle closes) from one snapshot's frames."""
+    """(grid[level, column] of USD, sorted level prices, close per column) of one snapshot.
+
+    Columns are the cells' `x_index`. When x names candles (cells carry candle times), column i
+    is the snapshot's candle i and gets its close; when the x axis runs past the candles, no
+    close is drawn (which column is which time is not known).
+    """
     levels = np.sort(cells["price"].unique().to_numpy()) if cells.height else np.array([0.0])
-    candles = candles.sort("ts")
-    # The time axis is every candle and every cell timestamp, so no cell falls off the grid even
-    # when the candles given do not cover the snapshot exactly; gaps carry the last close.
-    times = np.union1d(candles["ts"].to_numpy(), cells["candle_ts"].to_numpy())
-    grid = np.zeros((len(levels), max(len(times), 1)))
+    columns = int(cells["x_index"].max()) + 1 if cells.height else 1
+    grid = np.zeros((len(levels), max(columns, 1)))
     if cells.height:
-        x = np.searchsorted(times, cells["candle_ts"].to_numpy())
         y = np.searchsorted(levels, cells["price"].to_numpy())
-        np.add.at(grid, (y, x), cells["liq_usd"].to_numpy())
-    closes = (
-        pl.DataFrame({"ts": times})
-        .join(candles.select(pl.col("ts").dt.replace_time_zone(None), "close"), on="ts", how="left")
-        .select(pl.col("close").forward_fill().backward_fill())
-        .to_series()
-        .to_numpy()
-        if candles.height
-        else np.array([])
-    )
-    return grid, levels, closes
+        np.add.at(grid, (y, cells["x_index"].to_numpy()), cells["liq_usd"].to_numpy())
+    candle_aligned = cells.height > 0 and cells["candle_ts"].null_count() == 0
+    if not (candle_aligned and candles.height):
+        return grid, levels, np.array([])
+    # Candle i of the snapshot is column i; the candles given may start a few candles later or
+    # earlier, so one cell's (column, candle time) pair anchors them.
+    ordered = candles.sort("ts")
+    times = ordered["ts"].dt.epoch("us").to_numpy()
+    anchor_column = int(cells["x_index"][0])
+    anchor_time = int(cells["candle_ts"].dt.epoch("us")[0])
+    columns_of_candles = np.arange(len(times)) + anchor_column - np.searchsorted(times, anchor_time)
+    inside = (columns_of_candles >= 0) & (columns_of_candles < grid.shape[1])
+    per_column = np.full(grid.shape[1], np.nan)
+    per_column[columns_of_candles[inside]] = ordered["close"].to_numpy()[inside]
+    filled = pl.Series(per_column).fill_nan(None).forward_fill().backward_fill().to_numpy()
+    return grid, levels, filled
 
 
 Line = tuple[float, tuple[int, int, int]]

@@ -33,6 +33,7 @@ class StoreResult:
 
     snapshots_added: int = 0
     quarantined_added: int = 0
+    unavailable_added: int = 0
     cells_added: int = 0
     candles_upserted: int = 0
     already_known: int = 0
@@ -106,6 +107,11 @@ class Warehouse(Protocol):
 
         Snapshots already in the ledger are skipped, so re-storing a batch adds no rows.
         """
+        ...
+
+    def recently_unavailable(self, range_: str, since: datetime) -> set[tuple[str, str, str]]:
+        """(scope, exchange, symbol) of keys of `range_` whose newest answer since `since`
+        was 'unavailable' (CoinGlass has no data for them), in one lookup."""
         ...
 
     def replace_universe(self, members: Sequence[UniverseMember]) -> None: ...

@@ -27,6 +27,7 @@ _CELL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("candle_ts", "timestamptz"),
     ("price", "float8"),
     ("liq_usd", "float8"),
+    ("x_index", "int4"),
 )
 _CANDLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("scope", "text"),
@@ -40,7 +41,7 @@ _CANDLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("close", "float8"),
     ("volume_usd", "float8"),
 )
-_WIDTH = {"int2": ">i2", "float8": ">f8", "timestamptz": ">i8"}
+_WIDTH = {"int2": ">i2", "int4": ">i4", "float8": ">f8", "timestamptz": ">i8"}
 
 
 def _timestamps_us(series: pl.Series) -> np.ndarray:
@@ -48,9 +49,12 @@ def _timestamps_us(series: pl.Series) -> np.ndarray:
 
 
 def rows_buffer(frame: pl.DataFrame, columns: tuple[tuple[str, str], ...]) -> bytes:
-    """Binary COPY tuples (no header/trailer) for a frame whose text columns are constant.
+    """Binary COPY tuples (no header/trailer) for a frame whose text columns are constant and
+    whose other columns are either all set or all null (a snapshot whose x axis runs past its
+    candles has no candle times at all).
 
-    Raises ValueError if a text column varies (the fixed layout would be wrong).
+    Raises ValueError if a text column varies or a column is partly null (the fixed layout would
+    be wrong).
     """
     n = frame.height
     if n == 0:
@@ -69,7 +73,13 @@ def rows_buffer(frame: pl.DataFrame, columns: tuple[tuple[str, str], ...]) -> by
                 fields.append((name, f"S{len(encoded)}"))
                 values[name] = encoded
             continue
+        nulls = series.null_count()
         fields.append((f"len_{name}", ">i4"))
+        if nulls == n:
+            values[f"len_{name}"] = -1  # NULL: a length of -1 and no data bytes
+            continue
+        if nulls:
+            raise ValueError(f"column {name} is partly null ({nulls} of {n})")
         values[f"len_{name}"] = np.dtype(_WIDTH[kind]).itemsize
         fields.append((name, _WIDTH[kind]))
         values[name] = _timestamps_us(series) if kind == "timestamptz" else series.to_numpy()

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
 from helix_pipelines.warehouse.base import (
     QualityReport,
@@ -29,7 +30,10 @@ from helix_pipelines.warehouse.shared_sql import (
     CANDLES_SINCE,
     FRAME_TABLES,
     LATEST_SNAPSHOTS,
+    LATEST_SNAPSHOTS_SCHEMA,
     LEDGER_SUMMARY,
+    RECENTLY_UNAVAILABLE,
+    SNAPSHOT_CELLS_SCHEMA,
     UPSERT_SQL,
     table_spec,
 )
@@ -50,7 +54,13 @@ CREATE TABLE IF NOT EXISTS heatmap_snapshots (
     payload_sha256     VARCHAR NOT NULL,
     source_update_time TIMESTAMPTZ,
     status             VARCHAR NOT NULL,
-    reason             VARCHAR
+    reason             VARCHAR,
+    x_columns          INTEGER,
+    x_axis             VARCHAR,
+    candle_ts_unit     VARCHAR,
+    first_candle_ts    TIMESTAMPTZ,
+    last_candle_ts     TIMESTAMPTZ,
+    source_extra       JSON
 );
 CREATE TABLE IF NOT EXISTS liquidation_data_raw (
     snapshot_id VARCHAR NOT NULL,
@@ -60,9 +70,10 @@ CREATE TABLE IF NOT EXISTS liquidation_data_raw (
     symbol      VARCHAR NOT NULL,
     model       SMALLINT NOT NULL,
     "range"     VARCHAR NOT NULL,
-    candle_ts   TIMESTAMPTZ NOT NULL,
+    candle_ts   TIMESTAMPTZ,
     price       DOUBLE NOT NULL,
-    liq_usd     DOUBLE NOT NULL
+    liq_usd     DOUBLE NOT NULL,
+    x_index     INTEGER
 );
 CREATE TABLE IF NOT EXISTS heatmap_candles (
     scope      VARCHAR NOT NULL,
@@ -84,6 +95,15 @@ CREATE TABLE IF NOT EXISTS symbol_universe (
     rank     INTEGER NOT NULL,
     PRIMARY KEY (scope, exchange, symbol)
 );
+-- Files written before sql/006: the same columns, added in place.
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS x_columns INTEGER;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS x_axis VARCHAR;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS candle_ts_unit VARCHAR;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS first_candle_ts TIMESTAMPTZ;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS last_candle_ts TIMESTAMPTZ;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS source_extra JSON;
+ALTER TABLE liquidation_data_raw ADD COLUMN IF NOT EXISTS x_index INTEGER;
+ALTER TABLE liquidation_data_raw ALTER COLUMN candle_ts DROP NOT NULL;
 """
 
 
@@ -91,15 +111,18 @@ CREATE TABLE IF NOT EXISTS symbol_universe (
 # contract test checks them against the polars schemas.
 INSERT_LEDGER = """
 INSERT INTO heatmap_snapshots (snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
-    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason)
+    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason,
+    x_columns, x_axis, candle_ts_unit, first_candle_ts, last_candle_ts, source_extra)
 SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
-    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason
+    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason,
+    x_columns, x_axis, candle_ts_unit, first_candle_ts, last_candle_ts, source_extra
 FROM new_ledger
 """
 INSERT_CELLS = """
 INSERT INTO liquidation_data_raw (snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
-    candle_ts, price, liq_usd)
-SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", candle_ts, price, liq_usd
+    candle_ts, price, liq_usd, x_index)
+SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", candle_ts, price, liq_usd,
+    x_index
 FROM new_cells
 """
 UPSERT_CANDLES = """
@@ -113,7 +136,7 @@ SELECT_KNOWN = (
     "SELECT snapshot_id, status FROM heatmap_snapshots WHERE snapshot_id IN (SELECT unnest(?))"
 )
 SNAPSHOT_CELLS = """
-SELECT snapshot_id, candle_ts, price, liq_usd FROM liquidation_data_raw
+SELECT snapshot_id, x_index, candle_ts, price, liq_usd FROM liquidation_data_raw
 WHERE snapshot_id IN (SELECT unnest(?))
 """
 SELECT_UNIVERSE = "SELECT scope, exchange, symbol, rank FROM symbol_universe ORDER BY rank"
@@ -136,7 +159,7 @@ SELECT
     (SELECT count(*) FROM cells c LEFT JOIN heatmap_candles k
        ON k.scope = c.scope AND k.exchange = c.exchange AND k.symbol = c.symbol
       AND k."range" = c."range" AND k.ts = c.candle_ts
-      WHERE k.ts IS NULL)
+      WHERE c.candle_ts IS NOT NULL AND k.ts IS NULL)
 """
 
 _LOCK_WAIT_SECONDS = 60.0
@@ -260,7 +283,7 @@ class DuckDBWarehouse:
         self, con: duckdb.DuckDBPyConnection, fresh: list[NormalizedSnapshot]
     ) -> StoreResult:
         new_ledger = pl.concat([s.ledger.to_frame() for s in fresh])
-        loaded = [s for s in fresh if not s.quarantined]
+        loaded = [s for s in fresh if s.loaded]
         new_cells = pl.concat([s.cells for s in loaded]) if loaded else None
         new_candles = (
             pl.concat([s.candles for s in loaded]).unique(
@@ -279,7 +302,8 @@ class DuckDBWarehouse:
             con.execute(UPSERT_CANDLES)
         return StoreResult(
             snapshots_added=len(loaded),
-            quarantined_added=len(fresh) - len(loaded),
+            quarantined_added=sum(s.quarantined for s in fresh),
+            unavailable_added=sum(s.ledger.status == "unavailable" for s in fresh),
             cells_added=new_cells.height if new_cells is not None else 0,
             candles_upserted=new_candles.height if new_candles is not None else 0,
         )
@@ -303,6 +327,11 @@ class DuckDBWarehouse:
         assert row is not None
         return QualityReport(*(int(v) for v in row))
 
+    def recently_unavailable(self, range_: str, since: datetime) -> set[tuple[str, str, str]]:
+        with self.connect() as con:
+            rows = con.execute(RECENTLY_UNAVAILABLE, [range_, since]).fetchall()
+        return {(row[0], row[1], row[2]) for row in rows}
+
     def ledger_summary(self) -> list[dict[str, object]]:
         with self.connect() as con:
             cursor = con.execute(LEDGER_SUMMARY)
@@ -313,15 +342,18 @@ class DuckDBWarehouse:
 
     def latest_snapshots(self, depth: int = 2) -> pl.DataFrame:
         with self.connect() as con:
-            return _frame(con.sql(LATEST_SNAPSHOTS, params=[depth]))
+            frame = _frame(con.sql(LATEST_SNAPSHOTS, params=[depth]))
+        return frame.cast(LATEST_SNAPSHOTS_SCHEMA)  # type: ignore[arg-type]
 
     def snapshot_cells(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
         with self.connect() as con:
-            return _frame(con.sql(SNAPSHOT_CELLS, params=[list(snapshot_ids)]))
+            frame = _frame(con.sql(SNAPSHOT_CELLS, params=[list(snapshot_ids)]))
+        return frame.cast(SNAPSHOT_CELLS_SCHEMA)  # type: ignore[arg-type]
 
     def candles_since(self, since: datetime) -> pl.DataFrame:
         with self.connect() as con:
-            return _frame(con.sql(CANDLES_SINCE, params=[since]))
+            frame = _frame(con.sql(CANDLES_SINCE, params=[since]))
+        return frame.cast(CANDLES_SCHEMA)  # type: ignore[arg-type]
 
     def upsert_frame(self, table: str, frame: pl.DataFrame) -> int:
         columns, _ = table_spec(table)

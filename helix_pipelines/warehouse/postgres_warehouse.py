@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, UTC_TIME
+from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, LEDGER_SCHEMA
 from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
 from helix_pipelines.warehouse.base import (
     QualityReport,
@@ -35,7 +35,10 @@ from helix_pipelines.warehouse.shared_sql import (
     CANDLES_SINCE,
     FRAME_TABLES,
     LATEST_SNAPSHOTS,
+    LATEST_SNAPSHOTS_SCHEMA,
     LEDGER_SUMMARY,
+    RECENTLY_UNAVAILABLE,
+    SNAPSHOT_CELLS_SCHEMA,
     UPSERT_SQL,
     table_spec,
 )
@@ -44,16 +47,18 @@ log = logging.getLogger(__name__)
 
 INSERT_LEDGER = """
 INSERT INTO heatmap_snapshots (snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
-    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason)
+    schema_variant, n_levels, n_candles, n_cells, payload_sha256, source_update_time, status, reason,
+    x_columns, x_axis, candle_ts_unit, first_candle_ts, last_candle_ts, source_extra)
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
     %s::smallint[], %s::text[], %s::text[], %s::int[], %s::int[], %s::int[], %s::text[],
-    %s::timestamptz[], %s::text[], %s::text[])
+    %s::timestamptz[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
+    %s::timestamptz[], %s::timestamptz[], %s::json[])
 ON CONFLICT (snapshot_id) DO NOTHING
 RETURNING snapshot_id
 """
 COPY_CELLS = """
 COPY liquidation_data_raw (snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
-    candle_ts, price, liq_usd) FROM STDIN (FORMAT BINARY)
+    candle_ts, price, liq_usd, x_index) FROM STDIN (FORMAT BINARY)
 """
 CREATE_CANDLES_STAGE = """
 CREATE TEMPORARY TABLE candles_stage (LIKE heatmap_candles INCLUDING DEFAULTS) ON COMMIT DROP
@@ -103,7 +108,7 @@ SELECT
     (SELECT count(*) FROM cells c LEFT JOIN heatmap_candles k
        ON k.scope = c.scope AND k.exchange = c.exchange AND k.symbol = c.symbol
       AND k."range" = c."range" AND k.ts = c.candle_ts
-      WHERE k.ts IS NULL)
+      WHERE c.candle_ts IS NOT NULL AND k.ts IS NULL)
 """
 TIMESCALE_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
 REMOVE_RETENTION = "SELECT remove_retention_policy(%s::regclass, if_exists => true)"
@@ -117,7 +122,7 @@ ADD_COMPRESSION = (
 COPY_CHUNK_BYTES = 4 << 20
 
 SNAPSHOT_CELLS = """
-SELECT c.snapshot_id, c.candle_ts, c.price, c.liq_usd
+SELECT c.snapshot_id, c.x_index, c.candle_ts, c.price, c.liq_usd
 FROM liquidation_data_raw c JOIN heatmap_snapshots s USING (snapshot_id)
 WHERE s.snapshot_id = ANY(%s)
   AND c.fetched_at BETWEEN (SELECT min(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(%s))
@@ -261,7 +266,7 @@ class PostgresWarehouse:
             cur.execute(INSERT_LEDGER, _ledger_columns(unique))
             inserted = {row[0] for row in cur.fetchall()}
             fresh = [s for s in unique if s.ledger.snapshot_id in inserted]
-            loaded = [s for s in fresh if not s.quarantined]
+            loaded = [s for s in fresh if s.loaded]
             with cur.copy(COPY_CELLS) as copy:
                 for chunk in self._cell_chunks(loaded):
                     copy.write(chunk)
@@ -276,7 +281,8 @@ class PostgresWarehouse:
                 candles = cur.rowcount
         return StoreResult(
             snapshots_added=len(loaded),
-            quarantined_added=len(fresh) - len(loaded),
+            quarantined_added=sum(s.quarantined for s in fresh),
+            unavailable_added=sum(s.ledger.status == "unavailable" for s in fresh),
             cells_added=sum(s.cells.height for s in loaded),
             candles_upserted=candles,
             already_known=len(snapshots) - len(fresh),
@@ -313,6 +319,11 @@ class PostgresWarehouse:
         assert row is not None
         return QualityReport(*(int(v) for v in row))
 
+    def recently_unavailable(self, range_: str, since: datetime) -> set[tuple[str, str, str]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(_pg(RECENTLY_UNAVAILABLE), (range_, since)).fetchall()
+        return {(row[0], row[1], row[2]) for row in rows}
+
     def ledger_summary(self) -> list[dict[str, object]]:
         with self._pool.connection() as conn, conn.cursor() as cur:
             cur.execute(LEDGER_SUMMARY)
@@ -332,20 +343,11 @@ class PostgresWarehouse:
         return frame.cast(schema) if schema else frame  # type: ignore[arg-type]
 
     def latest_snapshots(self, depth: int = 2) -> pl.DataFrame:
-        return self._frame(_pg(LATEST_SNAPSHOTS), (depth,))
+        return self._frame(_pg(LATEST_SNAPSHOTS), (depth,), LATEST_SNAPSHOTS_SCHEMA)
 
     def snapshot_cells(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
         ids = list(snapshot_ids)
-        return self._frame(
-            SNAPSHOT_CELLS,
-            (ids, ids, ids),
-            {
-                "snapshot_id": pl.String,
-                "candle_ts": UTC_TIME,
-                "price": pl.Float64,
-                "liq_usd": pl.Float64,
-            },
-        )
+        return self._frame(SNAPSHOT_CELLS, (ids, ids, ids), SNAPSHOT_CELLS_SCHEMA)
 
     def candles_since(self, since: datetime) -> pl.DataFrame:
         return self._frame(_pg(CANDLES_SINCE), (since,), CANDLES_SCHEMA)
@@ -374,9 +376,4 @@ class PostgresWarehouse:
 
 def _ledger_columns(snapshots: Sequence[NormalizedSnapshot]) -> tuple[list[object], ...]:
     rows = [s.ledger for s in snapshots]
-    fields = (
-        "snapshot_id", "fetched_at", "scope", "exchange", "symbol", "model", "range",
-        "schema_variant", "n_levels", "n_candles", "n_cells", "payload_sha256",
-        "source_update_time", "status", "reason",
-    )  # fmt: skip
-    return tuple([getattr(r, f) for r in rows] for f in fields)
+    return tuple([getattr(r, f) for r in rows] for f in LEDGER_SCHEMA)

@@ -7,16 +7,21 @@ to `%s`. Table and column names only ever come from the FRAME_TABLES allowlist.
 
 from __future__ import annotations
 
+import polars as pl
+
 from helix_pipelines.analytics.tables import ANALYTICS_TABLES
 from helix_pipelines.execution.tables import EXECUTION_TABLES
+from helix_pipelines.heatmaps.contracts import UTC_TIME
 
 FRAME_TABLES = {**ANALYTICS_TABLES, **EXECUTION_TABLES}
 """Tables written and read as whole frames: table -> (schema, primary key)."""
 
 LATEST_SNAPSHOTS = """
-SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", recency
+SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", x_axis,
+       first_candle_ts, last_candle_ts, recency
 FROM (
-    SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range",
+    SELECT snapshot_id, fetched_at, scope, exchange, symbol, model, "range", x_axis,
+           first_candle_ts, last_candle_ts,
            row_number() OVER (PARTITION BY scope, exchange, symbol, model, "range"
                               ORDER BY fetched_at DESC) AS recency
     FROM heatmap_snapshots WHERE status = 'loaded'
@@ -24,10 +29,31 @@ FROM (
 WHERE recency <= ?
 ORDER BY symbol, model, "range", recency
 """
+LATEST_SNAPSHOTS_SCHEMA: dict[str, pl.DataType] = {
+    "snapshot_id": pl.String(), "fetched_at": UTC_TIME, "scope": pl.String(),
+    "exchange": pl.String(), "symbol": pl.String(), "model": pl.Int16(), "range": pl.String(),
+    "x_axis": pl.String(), "first_candle_ts": UTC_TIME, "last_candle_ts": UTC_TIME,
+    "recency": pl.Int64(),
+}  # fmt: skip
+SNAPSHOT_CELLS_SCHEMA: dict[str, pl.DataType] = {
+    "snapshot_id": pl.String(), "x_index": pl.Int32(), "candle_ts": UTC_TIME,
+    "price": pl.Float64(), "liq_usd": pl.Float64(),
+}  # fmt: skip
+# Keys of one range whose newest answer in the window said "no data": skipped by ingest.
+RECENTLY_UNAVAILABLE = """
+SELECT scope, exchange, symbol FROM (
+    SELECT scope, exchange, symbol, status,
+           row_number() OVER (PARTITION BY scope, exchange, symbol ORDER BY fetched_at DESC) AS r
+    FROM heatmap_snapshots
+    WHERE "range" = ? AND fetched_at >= ? AND status IN ('loaded', 'unavailable')
+) newest
+WHERE r = 1 AND status = 'unavailable'
+"""
 LEDGER_SUMMARY = """
 SELECT model, "range",
        count(*) FILTER (WHERE status = 'loaded') AS loaded,
        count(*) FILTER (WHERE status = 'quarantined') AS quarantined,
+       count(*) FILTER (WHERE status = 'unavailable') AS unavailable,
        coalesce(sum(n_cells), 0) AS cells,
        max(fetched_at) AS latest_fetch
 FROM heatmap_snapshots GROUP BY model, "range" ORDER BY model, "range"

@@ -27,11 +27,17 @@ def cells(rows: list[tuple[int, float, float]]) -> pl.DataFrame:
     """(candle index, price, usd) -> cells frame with 5-minute candles."""
     return pl.DataFrame(
         {
+            "x_index": [i for i, _, _ in rows],
             "candle_ts": [T0 + timedelta(minutes=5 * i) for i, _, _ in rows],
             "price": [p for _, p, _ in rows],
             "liq_usd": [u for _, _, u in rows],
         },
-        schema={"candle_ts": UTC_TIME, "price": pl.Float64, "liq_usd": pl.Float64},
+        schema={
+            "x_index": pl.Int32,
+            "candle_ts": UTC_TIME,
+            "price": pl.Float64,
+            "liq_usd": pl.Float64,
+        },
     )
 
 
@@ -45,6 +51,13 @@ def test_profile_sums_per_level_and_keeps_the_live_column() -> None:
     assert list(profile.live) == [5.0, 0.0, 20.0, 0.0]  # candle 1 only
     assert list(profile.cumulative_shares) == [0.3, 0.0, 0.4, 0.3]
     assert list(profile.live_shares) == [0.2, 0.0, 0.8, 0.0]
+
+
+def test_the_live_column_is_the_last_x_even_when_x_is_no_candle_index() -> None:
+    frame = cells([(0, 100.0, 10.0), (7, 100.0, 5.0), (7, 102.0, 20.0), (3, 103.0, 15.0)])
+    profile = snapshot_profile(frame.with_columns(pl.lit(None, UTC_TIME).alias("candle_ts")))
+    assert list(profile.live) == [5.0, 0.0, 20.0, 0.0]  # column 7 only
+    assert list(profile.cumulative) == [15.0, 0.0, 20.0, 15.0]
 
 
 def test_irregular_levels_are_kept_as_they_are() -> None:

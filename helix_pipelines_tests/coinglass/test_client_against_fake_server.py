@@ -30,6 +30,7 @@ from helix_pipelines.coinglass.errors import (
     CoinGlassRateLimitError,
     CoinGlassRequestError,
     CoinGlassServerError,
+    CoinGlassUnavailableError,
 )
 from helix_pipelines.coinglass.ratelimit import RateLimiter
 from helix_pipelines_tests.fakes.coinglass_server import (
@@ -191,6 +192,77 @@ def test_retries_exhausted_raise_server_error_naming_the_attempts(
     assert BTC_3D.path in str(caught.value)
     assert caught.value.status == 503
     assert statuses(server.recorded()) == [503, 503, 503]
+
+
+def test_no_data_for_a_young_coin_costs_one_retry_then_says_unavailable(
+    server: FakeCoinGlassServer,
+) -> None:
+    server.history_days = {"BTC": 2.0}  # BTC "listed" two days ago: no 3d heatmap yet
+
+    async def body() -> tuple[CoinGlassUnavailableError, CoinGlassClient]:
+        async with client_for(server, max_attempts=5) as client:
+            with pytest.raises(CoinGlassUnavailableError) as caught:
+                await client.fetch_heatmap(BTC_3D)
+            return caught.value, client
+
+    error, client = run(body)
+    assert statuses(server.recorded()) == [200, 200]  # not five: one answer, one retry
+    assert error.body == b'{"code":"500","msg":"Server Error"}'
+    assert "no data" in str(error)
+    assert (client.stats.requests_sent, client.stats.unavailable) == (2, 1)
+    assert not isinstance(error, CoinGlassServerError)  # distinct from a failure
+
+
+def test_no_data_retries_are_configurable(server: FakeCoinGlassServer) -> None:
+    server.history_days = {"BTC": 2.0}
+    with pytest.raises(CoinGlassUnavailableError):
+        run(lambda: fetch_with(server, BTC_3D, unavailable_retries=0))
+    assert len(server.recorded()) == 1
+
+
+def test_a_no_data_answer_that_heals_on_the_retry_is_just_data(
+    server: FakeCoinGlassServer,
+) -> None:
+    server.history_days = {"BTC": 2.0}
+
+    async def body() -> bytes:
+        async with client_for(server) as client:
+            task = asyncio.create_task(client.fetch_heatmap(BTC_3D))
+            while not server.recorded():
+                await asyncio.sleep(0.001)
+            server.history_days = {}
+            return await task
+
+    assert peek_code(run(body)) == "0"
+    assert statuses(server.recorded()) == [200, 200]
+
+
+def test_other_code_500_messages_are_server_errors_retried_in_full(
+    server: FakeCoinGlassServer,
+) -> None:
+    server.fail_symbol("BTC", "code:500")  # "scripted error code 500": an internal error
+    with pytest.raises(CoinGlassServerError, match="gave up after 3 attempts"):
+        run(lambda: fetch_with(server, BTC_3D, max_attempts=3))
+    assert len(server.recorded()) == 3
+
+
+def test_a_burst_of_server_errors_pauses_the_whole_client(server: FakeCoinGlassServer) -> None:
+    server.fail_symbol("BTC", "503")
+    server.fail_symbol("ETH", "503")
+
+    async def body() -> None:
+        client = client_for(server, max_attempts=2, error_burst=3, error_burst_pause_seconds=0.6)
+        async with client:
+            for request in (BTC_3D, ETH_24H):
+                with pytest.raises(CoinGlassServerError):
+                    await client.fetch_heatmap(request)
+
+    run(body)
+    arrivals = [r.arrival for r in server.recorded()]
+    assert len(arrivals) == 4
+    # The third error in a row paused every request: the fourth waited out the pause.
+    assert arrivals[3] - arrivals[2] >= 0.6
+    assert arrivals[1] - arrivals[0] < 0.6
 
 
 def test_retries_exhausted_on_429_raise_rate_limit_error(server: FakeCoinGlassServer) -> None:

@@ -193,6 +193,12 @@ def test_body_codes_map_through_the_same_table(code: str, expected: type[CoinGla
         ("Invalid API key k", "k", "Invalid API key ***"),
         ("api_key=k&symbol=BTC", "k", "api_key=***&symbol=BTC"),
         ("secret abcdef abcdefgh xabcdef", "abcdef", "secret *** abcdefgh xabcdef"),
+        # A long key is caught even glued into other text (Bybit's 10004 origin_string).
+        (
+            "error sign! origin_string[1796163859325helixFakeBybitKey015000{}]",
+            "helixFakeBybitKey01",
+            "error sign! origin_string[1796163859325***5000{}]",
+        ),
         # Long keys are caught wherever a URL, a header or JSON quotes them.
         (
             'GET /x?cg-api-key=test-cg-key-0123456789abcdef&range=1y {"key":"test-cg-key-0123456789abcdef"}',

@@ -35,31 +35,30 @@ pytestmark = pytest.mark.e2e
 API_KEY = "e2e-secret-key-do-not-log"
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 BROKEN = "DOGE"  # a complete HTTP response whose JSON is cut short: quarantined, never stored
+YOUNG = "SOL"  # 200 days of history: CoinGlass has no 1y heatmap for it (code 500, every time)
 
 
 def payload(path: str, params: Mapping[str, str]) -> bytes:
-    """The fake's default payload; Model 2 on 180d and 1y in the v3 key set, as CoinGlass does."""
+    """The fake's default payload (shaped like the real ones); DOGE's cut in half."""
     body = default_heatmap_payload(path, params)
     if params.get("symbol") == BROKEN:
         return body[: len(body) // 2]
-    if path.endswith("model2") and params.get("range") in ("180d", "1y"):
-        for v4, v3 in (
-            (b'"y_axis"', b'"y"'),
-            (b'"liquidation_leverage_data"', b'"liq"'),
-            (b'"price_candlesticks"', b'"prices"'),
-        ):
-            body = body.replace(v4, v3)
     return body
 
 
 def expected_rows(body: bytes) -> tuple[list[tuple], list[tuple]]:
-    """(cells, candles) decoded from the served bytes without any Helix code."""
+    """(cells, candles) decoded from the served bytes without any Helix code: cells as
+    (x, candle time or None when x runs past the candles, price, usd)."""
     data = json.loads(body)["data"]
     levels = data.get("y_axis", data.get("y"))
     cells = data.get("liquidation_leverage_data", data.get("liq"))
     candles = data.get("price_candlesticks", data.get("prices"))
-    ts = [datetime.fromtimestamp(c[0], UTC) for c in candles]
-    cell_rows = sorted((ts[x], float(levels[y]), float(v)) for x, y, v in cells)
+    divisor = 1000 if candles[0][0] > 10**11 else 1
+    ts = [datetime.fromtimestamp(c[0] / divisor, UTC) for c in candles]
+    aligned = max(x for x, _, _ in cells) < len(candles)
+    cell_rows = sorted(
+        (x, ts[x] if aligned else None, float(levels[y]), float(v)) for x, y, v in cells
+    )
     candle_rows = [(ts[i], *(float(f) for f in c[1:])) for i, c in enumerate(candles)]
     return cell_rows, candle_rows
 
@@ -69,7 +68,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     root: Path = tmp_path_factory.mktemp("e2e")
     dsn = request.getfixturevalue("module_pg_dsn") if request.param == "postgres" else None
     with FakeCoinGlassServer(
-        api_key=API_KEY, limit_per_minute=2000, payload_factory=payload
+        api_key=API_KEY, limit_per_minute=2000, payload_factory=payload, history_days={YOUNG: 200}
     ) as server:
         resources = {
             "coinglass": CoinGlassResource(
@@ -82,7 +81,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             "universe": UniverseResource(symbols=SYMBOLS),
         }
         instance = dg.DagsterInstance.ephemeral()
-        # DOGE never loads, so coverage is 4/5; the blocking coverage check is set just below.
+        # DOGE never loads, so coverage is 4/5 (3/4 on 1y, where SOL has no data and is left out
+        # of the coverage); the blocking coverage check is set just below.
         run_config = {"ops": {"ingest_heatmaps": {"config": {"min_coverage": 0.75}}}}
         assert dg.materialize([symbol_universe], resources=resources, instance=instance).success
         # Two transient failures among the first heatmap requests: retried, never visible.
@@ -124,12 +124,14 @@ def test_every_partition_materializes_with_checks(run) -> None:
     for (model, range_), result in run["results"].items():
         assert result.success, (model, range_)
         meta = metadata(result)
+        young = range_ == "1y"  # SOL has 200 days of history
+        loaded = 3 if young else 4
         assert meta["source"] == "coinglass"
         assert meta["sandbox"] is False
-        assert meta["snapshots_new"] == 4
-        assert meta["snapshots_normalized"] == 4
-        assert meta["payloads_fetched"] == 5
-        assert meta["archived_files"] == (4 if model == 3 else 0)
+        assert meta["snapshots_new"] == loaded
+        assert meta["snapshots_normalized"] == loaded
+        assert meta["payloads_fetched"] == (4 if young else 5)
+        assert meta["archived_files"] == (loaded if model == 3 else 0)
         assert {
             e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
         } == {
@@ -139,9 +141,10 @@ def test_every_partition_materializes_with_checks(run) -> None:
             "liquidation_heatmaps",
         }
         assert meta["quarantined"] == 1
-        assert meta["coverage"] == 0.8
-        variants = {"v3": 4} if model == 2 and range_ in ("180d", "1y") else {"v4": 4}
-        assert meta["schema_variants"] == variants
+        assert meta["coverage"] == (0.75 if young else 0.8)
+        assert meta["x_beyond_candles"] == (loaded if model == 3 else 0)
+        variant = "v3" if model == 2 and range_ in ("180d", "1y") else "v4"
+        assert meta["schema_variants"] == {variant: loaded}
         checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
         assert checks["heatmaps_non_empty"].passed
         assert checks["heatmaps_universe_coverage"].passed
@@ -159,12 +162,17 @@ def test_stored_rows_equal_what_the_server_served(run) -> None:
                 if symbol == BROKEN:
                     continue
                 request = HeatmapRequest("coin", symbol, model, range_)
+                if symbol == YOUNG and range_ == "1y":
+                    if model == 1:  # asked once; the other models skip it
+                        body = server.served_body(request.path, request.params)
+                        assert json.loads(body) == {"code": "500", "msg": "Server Error"}
+                    continue
                 body = server.served_body(request.path, request.params)
                 cells, candles = expected_rows(body)
                 stored_cells = query(
                     run,
-                    "SELECT candle_ts, price, liq_usd FROM liquidation_data_raw "
-                    'WHERE symbol = ? AND model = ? AND "range" = ? ORDER BY 1, 2, 3',
+                    "SELECT x_index, candle_ts, price, liq_usd FROM liquidation_data_raw "
+                    'WHERE symbol = ? AND model = ? AND "range" = ? ORDER BY 1, 3, 4',
                     [symbol, model, range_],
                 )
                 assert stored_cells == cells, request.label
@@ -196,14 +204,14 @@ def test_model3_archive_equals_the_warehouse(run) -> None:
     root = run["root"]
     archived = (
         pl.scan_parquet(root / "archive" / "**" / "*.parquet", hive_partitioning=True)
-        .select("symbol", "range", "candle_ts", "price", "liq_usd")
+        .select("symbol", "range", "x_index", "candle_ts", "price", "liq_usd")
         .collect()
-        .sort(pl.all())
+        .sort("symbol", "range", "x_index", "price", "liq_usd")
     )
     stored = query(
         run,
-        'SELECT symbol, "range", candle_ts, price, liq_usd FROM liquidation_data_raw '
-        "WHERE model = 3 ORDER BY 1, 2, 3, 4, 5",
+        'SELECT symbol, "range", x_index, candle_ts, price, liq_usd FROM liquidation_data_raw '
+        "WHERE model = 3 ORDER BY 1, 2, 3, 5, 6",
     )
     assert archived.rows() == stored
     assert set(archived["range"]) == set(RANGES)
@@ -213,14 +221,67 @@ def test_rematerializing_unchanged_payloads_adds_no_rows(run) -> None:
     meta = metadata(run["again"])
     assert meta["snapshots_new"] == 0
     assert meta["cells_added"] == 0
-    assert meta["snapshots_unchanged"] == 5
-    assert query(run, "SELECT count(*) FROM heatmap_snapshots") == [(24 * 5,)]
+    assert meta["snapshots_unchanged"] == 4
+    assert meta["skipped_unavailable"] == 1  # SOL 1y: not asked again within 24 h
+    # 21 partitions x 5 ledger rows, plus 1y: 3 models x 4 payloads and SOL's one answer.
+    assert query(run, "SELECT count(*) FROM heatmap_snapshots") == [(21 * 5 + 3 * 4 + 1,)]
+
+
+def test_a_range_with_no_data_is_unavailable_asked_once_and_left_out_of_coverage(run) -> None:
+    rows = query(
+        run,
+        'SELECT model, status, reason FROM heatmap_snapshots WHERE symbol = ? AND "range" = ?',
+        [YOUNG, "1y"],
+    )
+    assert [(m, status) for m, status, _ in rows] == [(1, "unavailable")]
+    assert "no data" in rows[0][2]
+    first = metadata(run["results"][1, "1y"])
+    assert (first["unavailable"], first["skipped_unavailable"], first["requests_saved"]) == (
+        1,
+        0,
+        0,
+    )
+    for model in (2, 3):
+        later = metadata(run["results"][model, "1y"])
+        assert (later["unavailable"], later["skipped_unavailable"]) == (0, 1)
+        assert later["requests_saved"] == 1
+    young_1y = [
+        r
+        for r in run["server"].recorded()
+        if r.params.get("symbol") == YOUNG and r.params.get("range") == "1y"
+    ]
+    assert len(young_1y) == 2  # one answer and one retry, for all three models together
+    assert query(
+        run,
+        'SELECT count(*) FROM liquidation_data_raw WHERE symbol = ? AND "range" = ?',
+        [YOUNG, "1y"],
+    ) == [(0,)]
+
+
+def test_the_legacy_model2_payload_keeps_its_extra_keys_and_units(run) -> None:
+    rows = query(
+        run,
+        "SELECT schema_variant, candle_ts_unit, CAST(source_extra AS TEXT), source_update_time "
+        'FROM heatmap_snapshots WHERE model = 2 AND "range" = ? AND symbol = ?',
+        ["180d", "BTC"],
+    )
+    ((variant, unit, extra, update_time),) = rows
+    assert (variant, unit, update_time) == ("v3", "ms", None)
+    assert set(json.loads(extra)) == {"instrument", "precision", "rangeHigh", "rangeLow"}
+    assert query(
+        run,
+        'SELECT min(x_index) FROM liquidation_data_raw WHERE model = 2 AND "range" = ?',
+        ["180d"],
+    ) == [(5,)]
 
 
 def test_requests_and_retries_are_reported_and_the_key_never_leaks(run) -> None:
     metas = [metadata(r) for r in run["results"].values()]
-    assert sum(int(m["requests_sent"]) for m in metas) >= 24 * 5 + 2  # the two injected faults
-    assert sum(int(m["retries"]) for m in metas) >= 2
+    # Every heatmap once, less SOL 1y for models 2 and 3 (skipped), plus the retry of SOL's
+    # no-data answer and of the two injected faults.
+    assert sum(int(m["requests_sent"]) for m in metas) >= 24 * 5 - 2 + 1 + 2
+    assert sum(int(m["retries"]) for m in metas) >= 3
+    assert sum(int(m["unavailable_answers"]) for m in metas) == 1
     for result in run["results"].values():
         for event in result.all_events:
             assert API_KEY not in str(event)

@@ -9,9 +9,13 @@ in a background thread so async client code can talk to it from the test's event
 What it enforces, like CoinGlass: the `CG-API-KEY` header; a per-key request budget over a sliding
 window counted by arrival time (429 + Retry-After when exceeded, `API-KEY-MAX-LIMIT` and
 `API-KEY-USE-LIMIT` on every response); required query parameters (400); unknown paths (404).
-What it adds for tests: latency injection, scripted faults (globally, per path, per symbol, or
-persistently per symbol), and a record of every request and of every heatmap body it served, so a
-test can compare what the pipeline stored with what the "API" actually sent.
+What it does like the real service (REAL_API_FACTS): young coins (`history_days`) answer HTTP 200
+`{"code":"500","msg":"Server Error"}` on every range longer than their history, every time;
+Model 2 on 180d and 1y comes in the legacy key set with `precision`, `rangeLow`, `rangeHigh`
+and `instrument` and no `update_time`, its first x columns empty; Model 3 has more x columns
+than candles. What it adds for tests: latency injection, scripted faults (globally, per path, per
+symbol, or persistently per symbol), and a record of every request and of every heatmap body it
+served, so a test can compare what the pipeline stored with what the "API" actually sent.
 
 Every knob is a plain attribute that tests may change while the server runs; the handler reads
 them under the server's lock on each request.
@@ -82,6 +86,16 @@ _BASE_PRICES: dict[str, float] = {"BTC": 65000.0, "ETH": 3200.0, "SOL": 150.0, "
 _END_TS = 1_750_000_000
 """Last candle's timestamp (seconds) in default payloads: fixed so payloads are deterministic."""
 
+NO_DATA_BODY = b'{"code":"500","msg":"Server Error"}'
+"""What CoinGlass answers (HTTP 200) for a range longer than a young coin's history."""
+
+LEGACY_KEY_SET = {(2, "180d"), (2, "1y")}
+"""Model 2 on these ranges answers with `y` / `liq` / `prices` and the legacy extra keys."""
+LEGACY_FIRST_COLUMN = 5
+"""The legacy payload's first x column: the leading columns are empty (as recorded)."""
+MODEL3_COLUMNS_PER_CANDLE = 2
+"""Model 3's x axis is this many times the candle list (111,476 cells / 396 levels > 144)."""
+
 FAULT_KINDS = ("timeout", "reset", "truncate", "ok")
 """Non-numeric faults. Also accepted: any HTTP status ("500", "429", "429:3" with Retry-After 3)
 and "code:<c>" (HTTP 200 whose body carries `code` <c>). "ok" consumes a slot without a fault, so
@@ -91,7 +105,9 @@ a script can say "first fine, then 500"."""
 def default_heatmap_payload(
     path: str, params: Mapping[str, str], *, levels: int = 24, candles: int = 36
 ) -> bytes:
-    """A small, valid, deterministic v4 heatmap body for one request.
+    """A small, valid, deterministic heatmap body for one request, shaped like the real ones:
+    the legacy Model 2 key set on 180d / 1y (extra keys, leading empty columns, no
+    `update_time`, candle times in milliseconds), and a Model 3 x axis wider than its candles.
 
     Deterministic (seeded from path and query, never from wall time) so a test can rebuild the
     expected body, and so two fetches of the same heatmap are byte-identical.
@@ -100,6 +116,8 @@ def default_heatmap_payload(
     seed = int.from_bytes(hashlib.blake2b(seed_text, digest_size=8).digest(), "big")
     rng = random.Random(seed)
     symbol = params.get("symbol", "BTC")
+    model = int(path[-1]) if path[-1].isdigit() else 1
+    legacy = (model, params.get("range")) in LEGACY_KEY_SET
     base = next((p for coin, p in _BASE_PRICES.items() if symbol.startswith(coin)), 10.0)
     base *= rng.uniform(0.95, 1.05)
     step = base * 0.004
@@ -119,23 +137,31 @@ def default_heatmap_payload(
             [ts, f"{open_:.4f}", f"{high:.4f}", f"{low:.4f}", f"{close:.4f}", f"{volume:.2f}"]
         )
         price = close
+    columns = candles * (MODEL3_COLUMNS_PER_CANDLE if model == 3 else 1)
+    first_column = LEGACY_FIRST_COLUMN if legacy else 0
     cells = [
         [x, y, round(rng.uniform(1e3, 5e7), 2)]
-        for x in range(candles)
+        for x in range(first_column, columns)
         for y in range(levels)
         if rng.random() < 0.25
     ]
-    envelope = {
-        "code": "0",
-        "msg": "success",
-        "data": {
+    if legacy:
+        # The unit inside `prices` was never recorded; milliseconds here, so the detection by
+        # magnitude is exercised end to end (the v4 key set keeps documented seconds).
+        prices = [[c[0] * 1000, *c[1:]] for c in candlesticks]
+        data: dict[str, Any] = {
+            "y": y_axis, "liq": cells, "prices": prices, "precision": 2,
+            "rangeLow": y_axis[0], "rangeHigh": y_axis[-1],
+            "instrument": {"exName": "ALL", "symbol": symbol},
+        }  # fmt: skip
+    else:
+        data = {
             "y_axis": y_axis,
             "liquidation_leverage_data": cells,
             "price_candlesticks": candlesticks,
             "update_time": end * 1000,
-        },
-    }
-    return orjson.dumps(envelope)
+        }
+    return orjson.dumps({"code": "0", "msg": "success", "data": data})
 
 
 def served_key(path: str, params: Mapping[str, str]) -> ServedKey:
@@ -252,6 +278,7 @@ class FakeCoinGlassServer(LoopbackFake):
         echo_key_in_errors: bool = True,
         validate_symbols: bool = False,
         record_bodies: bool = True,
+        history_days: Mapping[str, float] | None = None,
         seed: int = 0,
     ) -> None:
         self.api_keys: frozenset[str] = (
@@ -273,6 +300,8 @@ class FakeCoinGlassServer(LoopbackFake):
         self.validate_symbols = validate_symbols
         """Reject (400) symbols and exchanges that are not in the configured universe."""
         self.record_bodies = record_bodies
+        self.history_days: dict[str, float] = dict(history_days or {})
+        """symbol -> days of history: longer ranges answer NO_DATA_BODY, as for young coins."""
         self.faults: deque[str] = deque()
         self.path_faults: dict[str, deque[str]] = {}
         self.symbol_faults: dict[str, deque[str]] = {}
@@ -492,6 +521,9 @@ class FakeCoinGlassServer(LoopbackFake):
         problem = self._heatmap_param_problem(scope, params)
         if problem is not None:
             return _Reply(400, _envelope("400", problem), headers)
+        history = self.history_days.get(params["symbol"])
+        if history is not None and RANGE_SECONDS[params["range"]] > history * 86400:
+            return _Reply(200, NO_DATA_BODY, headers)
         return _Reply(200, self.payload_factory(path, dict(params)), headers)
 
     def _heatmap_param_problem(self, scope: str, params: Mapping[str, str]) -> str | None:

@@ -102,6 +102,88 @@ def test_empty_cell_list_is_a_valid_snapshot_without_cells() -> None:
     assert snapshot.candles.height == 4
 
 
+def test_v4_ledger_records_what_the_payload_said() -> None:
+    ledger = normalize(encode(v4_document())).ledger
+    assert ledger.x_columns == 4
+    assert ledger.x_axis == "candles"
+    assert ledger.candle_ts_unit == "s"
+    assert ledger.first_candle_ts == datetime.fromtimestamp(T0, UTC)
+    assert ledger.last_candle_ts == datetime.fromtimestamp(T0 + 900, UTC)
+    assert ledger.source_extra is None
+
+
+def test_leading_empty_columns_are_an_ordinary_payload() -> None:
+    """REAL_API_FACTS: the first Model 2 legacy cells seen started at x = 5."""
+    document = v4_document(n_candles=8, cells=[[5, 0, 1081080.0], [6, 0, 2006640.0], [7, 3, 5.5]])
+    snapshot = normalize(encode(document))
+    assert snapshot.loaded
+    assert snapshot.ledger.x_axis == "candles"
+    assert snapshot.cells["x_index"].to_list() == [5, 6, 7]
+    assert snapshot.cells["candle_ts"].to_list() == [
+        datetime.fromtimestamp(T0 + x * 300, UTC) for x in (5, 6, 7)
+    ]
+
+
+def test_an_x_axis_past_the_candles_is_kept_loud_and_without_guessed_times() -> None:
+    """Real Model 3: 111,476 cells over 396 levels need >= 282 columns, with 144 candles."""
+    cells = [[x, x % 5, 10.0 + x] for x in range(0, 10)]
+    snapshot = normalize(encode(v4_document(n_candles=4, cells=cells)))
+    assert snapshot.loaded
+    assert snapshot.ledger.x_axis == "beyond_candles"
+    assert (snapshot.ledger.x_columns, snapshot.ledger.n_candles) == (10, 4)
+    assert snapshot.cells.height == 10
+    assert snapshot.cells["x_index"].to_list() == list(range(10))
+    assert snapshot.cells["candle_ts"].null_count() == 10
+    assert snapshot.cells["liq_usd"].sum() == sum(10.0 + x for x in range(10))
+    assert snapshot.candles.height == 4  # the candles themselves are still the market's
+
+
+def test_candle_timestamps_in_milliseconds_give_the_same_frames() -> None:
+    seconds = v4_document()
+    millis = v4_document()
+    for candle in millis["data"]["price_candlesticks"]:
+        candle[0] *= 1000
+    s, ms = normalize(encode(seconds)), normalize(encode(millis))
+    assert (s.ledger.candle_ts_unit, ms.ledger.candle_ts_unit) == ("s", "ms")
+    assert ms.candles.equals(s.candles)
+    assert ms.cells.drop("snapshot_id").equals(s.cells.drop("snapshot_id"))
+
+
+@pytest.mark.parametrize(
+    ("update_time", "expected"),
+    [
+        ((T0 + 1200) * 1000, datetime.fromtimestamp(T0 + 1200, UTC)),
+        (T0 + 1200, datetime.fromtimestamp(T0 + 1200, UTC)),
+        (12345, None),
+        ("soon", None),
+    ],
+)
+def test_update_time_unit_is_told_by_magnitude(update_time: object, expected: object) -> None:
+    document = v4_document()
+    document["data"]["update_time"] = update_time
+    snapshot = normalize(encode(document))
+    assert snapshot.loaded
+    assert snapshot.ledger.source_update_time == expected
+
+
+def test_legacy_model2_keys_are_kept_in_the_ledger() -> None:
+    document = as_v3(v4_document())
+    data = document["data"]
+    del data["update_time"]
+    data.update(
+        precision=2, rangeLow=63034.92, rangeHigh=168876.74, instrument={"exName": "Binance"}
+    )
+    ledger = normalize(encode(document)).ledger
+    assert ledger.schema_variant == "v3"
+    assert ledger.source_update_time is None
+    assert json.loads(ledger.source_extra or "") == {
+        "instrument": {"exName": "Binance"},
+        "precision": 2,
+        "rangeHigh": 168876.74,
+        "rangeLow": 63034.92,
+    }
+
+
 def _with(document: dict, **changes) -> bytes:
     data = document["data"]
     for key, value in changes.items():
@@ -124,9 +206,9 @@ QUARANTINE_CASES = {
     "code as number": (_with(v4_document(), code=500), "code '500'"),
     "empty data object": (_with(v4_document(), data={}), "'data' is empty"),
     "null data": (_with(v4_document(), data=None), "'data' is empty"),
-    "x index out of range": (
-        _with(v4_document(), liquidation_leverage_data=[[0, 0, 1.0], [4, 1, 2.0]]),
-        "x (candle index) at cell 1 is 4.0",
+    "x index past any plausible column": (
+        _with(v4_document(), liquidation_leverage_data=[[0, 0, 1.0], [64, 1, 2.0]]),
+        "x (column index) at cell 1 is 64.0, outside 0..63",
     ),
     "y index out of range": (
         _with(v4_document(), liquidation_leverage_data=[[0, 5, 1.0]]),
@@ -134,11 +216,11 @@ QUARANTINE_CASES = {
     ),
     "negative x index": (
         _with(v4_document(), liquidation_leverage_data=[[-1, 0, 1.0]]),
-        "outside 0..3",
+        "x (column index) at cell 0 is -1.0",
     ),
     "fractional index": (
         _with(v4_document(), liquidation_leverage_data=[[0.5, 0, 1.0]]),
-        "x (candle index) at cell 0 is 0.5",
+        "x (column index) at cell 0 is 0.5",
     ),
     "negative value": (
         _with(v4_document(), liquidation_leverage_data=[[0, 0, 1.0], [1, 1, -5.0]]),
@@ -173,9 +255,13 @@ QUARANTINE_CASES = {
         _with(v4_document(), price_candlesticks=[[T0, "1", "2", "0.5", "1.5"]]),
         "is not a 6-field candle",
     ),
-    "candle timestamp in milliseconds": (
+    "one candle timestamp in milliseconds among seconds": (
         _with(v4_document(), price_candlesticks=_candles_with(0, (T0 + 600) * 1000)),
-        "is not epoch seconds",
+        "timestamps mix seconds and milliseconds",
+    ),
+    "candle timestamp neither seconds nor milliseconds": (
+        _with(v4_document(), price_candlesticks=_candles_with(0, 12345)),
+        "price_candlesticks[2] ts 12345 is neither epoch seconds nor milliseconds",
     ),
     "candle timestamps out of order": (
         _with(v4_document(), price_candlesticks=_candles_with(0, T0)),
@@ -255,7 +341,10 @@ def test_any_corruption_is_quarantined_or_loads_a_valid_snapshot(raw: bytes) -> 
     assert (cells["liq_usd"] >= 0).all()
     assert cells["liq_usd"].is_finite().all()
     assert (cells["price"] > 0).all()
-    assert set(cells["candle_ts"]).issubset(set(candles["ts"]))
+    if snapshot.ledger.x_axis == "candles":
+        assert set(cells["candle_ts"]).issubset(set(candles["ts"]))
+    else:
+        assert cells["candle_ts"].null_count() == cells.height
     assert (np.diff(candles["ts"].dt.epoch("s").to_numpy()) > 0).all()
 
 

@@ -56,14 +56,19 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
         hypertable_functions = conn.execute(
             "SELECT count(*) FROM pg_proc WHERE proname = 'create_hypertable'"
         ).fetchone()
-    assert first.applied == ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"]
+    assert first.applied == [
+        "001_heatmap_tables",
+        "004_analytics_tables",
+        "005_executor_tables",
+        "006_real_payload_facts",
+    ]
     assert first.timescale is False
     assert first.skipped_timescale == [
         "002_hypertables.timescale",
         "003_price_levels_daily.timescale",
     ]
     assert second.applied == []
-    assert recorded == ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"]
+    assert recorded == first.applied
     assert hypertable_functions == (0,)
     skip_lines = [
         r for r in caplog.records if "TimescaleDB is not installed on this server" in r.getMessage()
@@ -169,15 +174,20 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
         [],
         [],
         [],
-        ["001_heatmap_tables", "004_analytics_tables", "005_executor_tables"],
+        [
+            "001_heatmap_tables",
+            "004_analytics_tables",
+            "005_executor_tables",
+            "006_real_payload_facts",
+        ],
     ]
 
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004", "005"]
-    assert [m.timescale_only for m in migrations] == [False, True, True, False, False]
-    assert [m.transactional for m in migrations] == [True, True, False, True, True]
+    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004", "005", "006"]
+    assert [m.timescale_only for m in migrations] == [False, True, True, False, False, False]
+    assert [m.transactional for m in migrations] == [True, True, False, True, True, True]
     assert all(m.statements for m in migrations)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,3 +142,59 @@ def test_universe_is_replaced(warehouse: Warehouse) -> None:
     )
     warehouse.replace_universe([UniverseMember("coin", "", "SOL", 1)])
     assert warehouse.load_universe() == [UniverseMember("coin", "", "SOL", 1)]
+
+
+def test_a_snapshot_whose_x_runs_past_its_candles_round_trips_without_candle_times(
+    warehouse: Warehouse,
+) -> None:
+    document = v4_document(cells=[[x, x % 5, 1.5 * x] for x in range(9)])  # 9 columns, 4 candles
+    document["data"].update(precision=2, rangeLow=99.5, rangeHigh=110.5)
+    snap = snapshot(model=3, document=document)
+    assert snap.ledger.x_axis == "beyond_candles"
+    result = warehouse.store_snapshots([snap])
+    assert (result.snapshots_added, result.cells_added) == (1, 9)
+    cells = frame(warehouse, "SELECT * FROM liquidation_data_raw ORDER BY x_index", CELLS_SCHEMA)
+    assert cells.equals(snap.cells.sort("x_index"))
+    assert cells["candle_ts"].null_count() == 9
+    no_json = {k: v for k, v in LEDGER_SCHEMA.items() if k != "source_extra"}
+    ledger = frame(warehouse, f"SELECT {', '.join(no_json)} FROM heatmap_snapshots", no_json)
+    assert ledger.equals(snap.ledger.to_frame().drop("source_extra"))
+    assert rows(warehouse, "SELECT x_columns, x_axis, candle_ts_unit FROM heatmap_snapshots") == [
+        (9, "beyond_candles", "s")
+    ]
+    (stored_json,) = rows(warehouse, "SELECT CAST(source_extra AS TEXT) FROM heatmap_snapshots")[0]
+    assert json.loads(stored_json) == {"precision": 2, "rangeHigh": 110.5, "rangeLow": 99.5}
+    quality = warehouse.quality([snap.ledger.snapshot_id])
+    assert (quality.cells, quality.violations) == (9, 0)
+    (fetched,) = warehouse.snapshot_cells([snap.ledger.snapshot_id]).select("x_index").rows()[:1]
+    assert fetched == (0,)
+
+
+def test_unavailable_keys_are_ledgered_and_found_for_the_skip_window(
+    warehouse: Warehouse,
+) -> None:
+    from datetime import timedelta
+
+    from helix_pipelines.heatmaps.normalize import unavailable_snapshot
+
+    body = b'{"code":"500","msg":"Server Error"}'
+    young = HeatmapRequest("coin", "YOUNG", 1, "1y")
+    earlier = unavailable_snapshot(young, body, FETCHED_AT - timedelta(hours=30), "no data")
+    latest = unavailable_snapshot(young, body, FETCHED_AT, "no data")
+    recovered = unavailable_snapshot(
+        HeatmapRequest("coin", "GROWN", 1, "1y"), body, FETCHED_AT - timedelta(hours=2), "no data"
+    )
+    grown_now = normalize_payload(
+        encode(v4_document()), HeatmapRequest("coin", "GROWN", 2, "1y"), FETCHED_AT
+    )
+    result = warehouse.store_snapshots([earlier, latest, recovered, grown_now])
+    assert (result.unavailable_added, result.snapshots_added, result.cells_added) == (3, 1, 5)
+    assert earlier.ledger.snapshot_id != latest.ledger.snapshot_id  # each answer is recorded
+    since = FETCHED_AT - timedelta(hours=24)
+    # GROWN has data again (any model), YOUNG's newest answer in the window is still "no data".
+    assert warehouse.recently_unavailable("1y", since) == {("coin", "", "YOUNG")}
+    assert warehouse.recently_unavailable("3d", since) == set()
+    assert warehouse.recently_unavailable("1y", FETCHED_AT + timedelta(seconds=1)) == set()
+    summary = {(r["model"], r["range"]): r for r in warehouse.ledger_summary()}
+    assert summary[1, "1y"]["unavailable"] == 3
+    assert summary[2, "1y"]["loaded"] == 1
