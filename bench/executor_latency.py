@@ -4,7 +4,9 @@ A signal is published to the Redis stream; the serve loop (real executor, Bybit 
 pybit session) consumes it and places the order at the fake Bybit v5 server. Latency = the
 server's arrival time of the order/create request minus the publish time (both `time.time()` on
 this machine). Signals are published one at a time, each after the previous order arrived, so
-every sample is an idle-to-submit reaction.
+every sample is an idle-to-submit reaction. Each signal trades a coin of its own (one trade
+idea, one position: a second signal on an open position is skipped before any order), all
+prepared at start-up as `helix executor serve` prepares the universe.
 
     uv run python -m bench.executor_latency [--signals 100]
 """
@@ -31,7 +33,7 @@ from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.execution.serve import serve
 from helix_pipelines.execution.store import ExecutorStore
 from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines_tests.fakes.bybit_server import FakeBybitServer
+from helix_pipelines_tests.fakes.bybit_server import FakeBybitServer, make_instrument
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CREATE = "/v5/order/create"
@@ -45,7 +47,14 @@ def main() -> None:
     args = parser.parse_args()
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     latencies = []
+    coins = [f"B{i:03d}" for i in range(args.signals)]
     with FakeBybitServer(equity="100000000") as server, tempfile.TemporaryDirectory() as tmp:
+        for coin in coins:
+            server.instruments[f"{coin}USDT"] = make_instrument(
+                f"{coin}USDT", tick_size="0.10", qty_step="0.001", min_order_qty="0.001",
+                max_order_qty="1000", max_mkt_order_qty="100",
+            )  # fmt: skip
+            server.set_price(f"{coin}USDT", "65000.0")
         session = HTTP(testnet=True, api_key=server.api_key, api_secret=server.api_secret, timeout=5,
                        max_retries=2, retry_delay=0, force_retry=False, retry_codes={10002})  # fmt: skip
         session.endpoint = server.endpoint
@@ -57,15 +66,15 @@ def main() -> None:
         executor = Executor(
             BybitBroker(session, "testnet"), ExecutorStore(warehouse, "testnet"), limits
         )
-        executor.start(["BTC"], 1)
+        executor.start(coins, 1)
         publisher = SignalPublisher(REDIS_URL, key_prefix=prefix)
         consumer = SignalConsumer(REDIS_URL, "executor", "bench", key_prefix=prefix, block_ms=1000)
         stop = threading.Event()
         thread = threading.Thread(target=serve, args=(executor, consumer, stop), daemon=True)
         thread.start()
-        for i in range(args.signals):
+        for i, coin in enumerate(coins):
             signal_id = f"bench-{i}"
-            row = {"signal_id": signal_id, "schema_version": 1, "symbol": "BTC", "side": "long",
+            row = {"signal_id": signal_id, "schema_version": 1, "symbol": coin, "side": "long",
                    "entry": 65_000.0, "stop_loss": 63_000.0, "take_profit": 70_000.0, "qty": 0.01,
                    "leverage": 1, "created_at": utc_now().isoformat()}  # fmt: skip
             time.sleep(0.05)  # the loop is idle, blocked in XREADGROUP, when the signal lands

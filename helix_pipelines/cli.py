@@ -41,6 +41,7 @@ from helix_pipelines.defs.resources import (
     default_resources,
 )
 from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.execution.executor import describe_book
 from helix_pipelines.execution.serve import serve
 from helix_pipelines.execution.settings import ExecutorMode, RefuseToStart
 from helix_pipelines.execution.store import ExecutorStore
@@ -206,6 +207,8 @@ def _demo_analytics_and_executor(
     print(
         f"executor ({done['mode']}): {done['signals']} new signals -> {done['counts'] or 'no decision'}"
     )
+    book = ", ".join(f"{symbol} {line}" for symbol, line in done["positions"].items())
+    print(f"positions after the run: {book or 'none'}")
 
 
 def status(args: argparse.Namespace) -> int:
@@ -288,8 +291,8 @@ def executor_status(args: argparse.Namespace) -> int:
     state = executor.account_state()
     print(f"mode: {executor.store.mode}   halted: {'YES: ' + reason if halted else 'no'}")
     print(f"equity: {executor.broker.equity():.2f}   today's loss: {state.daily_loss_usd:.2f}")
-    for symbol, p in state.positions.items():
-        print(f"position {symbol}: {p.side} {p.qty} @ {p.avg_price}")
+    for symbol, line in describe_book(state.positions).items():
+        print(f"position {symbol}: {line}")
     return 0
 
 

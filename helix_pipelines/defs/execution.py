@@ -14,16 +14,19 @@ from helix_pipelines.clock import utc_now
 from helix_pipelines.defs.analytics import SIGNALS
 from helix_pipelines.defs.resources import ExecutorResource, WarehouseResource
 from helix_pipelines.execution.orders import Signal
+from helix_pipelines.execution.store import IN_FLIGHT
 from helix_pipelines.warehouse.base import Warehouse
 
 
 def pending_signals(warehouse: Warehouse, mode: str, max_age: timedelta) -> list[Signal]:
-    """Signals from the last `max_age` that this mode has not decided on yet."""
+    """Signals from the last `max_age` that this mode has not settled: never decided on, or
+    whose order is still on its way (looked up, or decided again when it never left)."""
     signals = warehouse.read_table("trade_signals").filter(
         pl.col("created_at") >= utc_now() - max_age
     )
-    handled = warehouse.read_table("executor_orders").filter(pl.col("mode") == mode)["signal_id"]
-    fresh = signals.filter(~pl.col("signal_id").is_in(handled.to_list())).sort("created_at")
+    orders = warehouse.read_table("executor_orders").filter(pl.col("mode") == mode)
+    settled = orders.filter(~pl.col("status").is_in(IN_FLIGHT))["signal_id"]
+    fresh = signals.filter(~pl.col("signal_id").is_in(settled.to_list())).sort("created_at")
     return [Signal.from_mapping(row) for row in fresh.iter_rows(named=True)]
 
 
@@ -48,7 +51,8 @@ def execute_trade_signals(
             "decisions": dg.MetadataValue.md("\n".join(lines) if decisions else "no new signal"),
             "counts": dg.MetadataValue.json(counts),
             "reconciled_orders": dg.MetadataValue.json(report.resolved),
-            "positions": dg.MetadataValue.json(report.positions),
+            "positions_before": dg.MetadataValue.json(report.positions),
+            "positions": dg.MetadataValue.json(runner.book()),
             "closed_by_housekeeping": dg.MetadataValue.json(closed),
         },
     )

@@ -1,8 +1,16 @@
 """Brokers behind one interface: the paper broker (the default) and Bybit through pybit.
 
-`submit` raises `OrderOutcomeUnknown` when the venue may or may not have the order (a timeout,
-a duplicate orderLinkId): the executor then looks the order up by its orderLinkId and never
-sends it again blindly.
+Three kinds of trouble, kept apart because each calls for something else:
+- `OrderRejected`: the venue refused, for good (bad size, unknown instrument, margin).
+- `VenueUnavailable`: the venue could not be asked (network error, rate limit waited out too
+  long, server error on a read); `OrderNotSent` is the kind that proves no order left, so the
+  signal is decided afresh on redelivery.
+- `OrderOutcomeUnknown`: the venue may or may not hold the order (a timeout after sending,
+  10000 / 10016, a duplicate orderLinkId, an order not yet visible): the executor looks it up by
+  orderLinkId, now, on redelivery and at start-up, and never sends it again blindly.
+
+Instruments are named as the venue names them (`Instrument.symbol`); signals name coins, and
+`instrument(coin)` is where one becomes the other.
 """
 
 from __future__ import annotations
@@ -31,31 +39,45 @@ class OrderRejected(Exception):  # noqa: N818
     """The venue refused the order; the message says why."""
 
 
+class VenueUnavailable(Exception):  # noqa: N818 - a state of the venue
+    """The venue could not be asked just now; nothing is known to have changed."""
+
+
+class OrderNotSent(VenueUnavailable):
+    """The order certainly did not reach the venue (rate limited, or a step before it failed)."""
+
+
 class Broker(Protocol):
     mode: str
 
-    def prepare(self, symbols: Sequence[str], leverage: int) -> None:
+    def prepare(self, coins: Sequence[str], leverage: int) -> None:
         """Start-up: position mode and default leverage."""
         ...
 
-    def instrument(self, symbol: str) -> Instrument: ...
+    def instrument(self, coin: str) -> Instrument:
+        """The venue instrument that trades `coin`, with its rules and multiplier."""
+        ...
 
     def last_price(self, symbol: str) -> Decimal: ...
 
     def submit(self, order: OrderRequest) -> OrderResult: ...
 
-    def find_order(self, order_link_id: str, symbol: str) -> OrderResult | None: ...
+    def find_order(self, order_link_id: str, symbol: str) -> OrderResult | None:
+        """One lookup by orderLinkId; None when the venue does not (yet) show it."""
+        ...
 
-    def positions(self) -> dict[str, Position]: ...
+    def acceptance_deadline(self, sent_at: datetime) -> datetime:
+        """After this, an order sent at `sent_at` and still not visible was never accepted."""
+        ...
+
+    def positions(self) -> dict[str, Position]:
+        """Open positions by venue symbol."""
+        ...
 
     def equity(self) -> Decimal: ...
 
     def housekeeping(self) -> list[str]:
         """Periodic upkeep (the paper broker closes positions whose stop or target was hit)."""
-        ...
-
-    def position_key(self, symbol: str) -> str:
-        """How `positions()` names the position of a Helix symbol."""
         ...
 
 
@@ -109,14 +131,18 @@ class PaperBroker:
             raise OrderRejected(f"no recent price for {symbol}")
         return Decimal(str(price))
 
-    def instrument(self, symbol: str) -> Instrument:
-        """Synthetic lot and tick sizes in the style of Bybit linear perpetuals."""
-        price = float(self.last_price(symbol))
+    def instrument(self, coin: str) -> Instrument:
+        """Synthetic lot and tick sizes in the style of Bybit linear perpetuals; the paper book
+        trades the coin itself (no multiplier)."""
+        price = float(self.last_price(coin))
         step = Decimal(1).scaleb(
             math.floor(math.log10(100 / price))
         )  # ~ Bybit: BTC 0.001, ETH 0.01
         tick = Decimal(1).scaleb(math.floor(math.log10(price)) - 4)
-        return Instrument(symbol, step, step, Decimal(10**9), tick, Decimal(5))
+        return Instrument(coin, step, step, Decimal(10**9), tick, Decimal(5), coin=coin)
+
+    def acceptance_deadline(self, sent_at: datetime) -> datetime:
+        return sent_at  # the paper book fills synchronously: what is not there was never sent
 
     def _fills(self) -> pl.DataFrame:
         return self.warehouse.read_table("paper_fills")
@@ -126,8 +152,9 @@ class PaperBroker:
         if fills.height == 0:
             return None
         row = fills.row(0, named=True)
+        qty = Decimal(str(row["qty"]))
         return OrderResult(
-            order_link_id, row["fill_id"], "filled", row["price"], Decimal(str(row["qty"]))
+            order_link_id, row["fill_id"], "filled", row["price"], qty, qty, "Filled"
         )
 
     def submit(self, order: OrderRequest) -> OrderResult:
@@ -141,7 +168,15 @@ class PaperBroker:
         realized = self._apply_fill(order.symbol, side, qty, price, float(order.take_profit),
                                     float(order.stop_loss), order.leverage)  # fmt: skip
         self._record_fill(order.order_link_id, order.symbol, order.side, qty, price, fee, realized)
-        return OrderResult(order.order_link_id, order.order_link_id, "filled", price, order.qty)
+        return OrderResult(
+            order.order_link_id,
+            order.order_link_id,
+            "filled",
+            price,
+            order.qty,
+            order.qty,
+            "Filled",
+        )
 
     def _record_fill(
         self, olid: str, symbol: str, side: str, qty: float, price: float, fee: float, pnl: float
@@ -220,9 +255,6 @@ class PaperBroker:
             direction = 1 if position.side == "long" else -1
             unrealized += direction * (price - float(position.avg_price)) * float(position.qty)
         return Decimal(str(self._starting_equity + realized + unrealized))
-
-    def position_key(self, symbol: str) -> str:
-        return symbol
 
     def housekeeping(self) -> list[str]:
         """Close positions whose stop-loss or take-profit the latest price crossed."""

@@ -1,218 +1,309 @@
-"""Bybit v5 (linear perpetuals) through a real pybit `HTTP` session: testnet, demo or live.
+"""Bybit v5 (linear USDT perpetuals) through a real pybit `HTTP` session: testnet, demo or live.
 
-pybit's own retries stay as they are for rate limits (10006: it sleeps until the limit resets
-and resends; the orderLinkId makes a resend harmless) and off for network errors (`force_retry`
-False): a timeout surfaces as `OrderOutcomeUnknown` and the executor looks the order up.
-Helix symbols of coin scope ('BTC') trade as the USDT perpetual ('BTCUSDT').
+What the venue really does (REAL_API_FACTS), and what the broker does about it:
+- retCode 10006 (rate limit) on any call: wait until X-Bapi-Limit-Reset-Timestamp and ask
+  again, for up to `rate_limit_patience_seconds`; then `VenueUnavailable` (never a rejection).
+- order/create answering 10000 / 10016, a timeout or a dropped connection after sending, or
+  110072 (duplicate orderLinkId): the order may exist, so it is looked up, never sent again.
+- order creation is asynchronous: the create answer's `orderId` is polled with a bounded
+  backoff (`confirm_seconds`, by default the recv_window less the venue's clock lead, plus a
+  second) until the order is visible and, for a market order, done. Still invisible after that:
+  `OrderOutcomeUnknown`, whose message says why (lookups, recv_window, clock offset).
+- market orders end Filled, PartiallyFilledCanceled or Cancelled: `cumExecQty` and `avgPrice`
+  are the fill, whatever was asked.
+- list calls page with `cursor`; market orders are capped by `maxMktOrderQty` (the executor);
+  quantities and prices go out as plain decimals.
+- `switch_position_mode` by coin leaves symbols with positions or orders in hedge mode and still
+  answers OK, so each symbol's mode is read from its positions and orders use its positionIdx.
+- coins map to instruments with their multipliers (`helix_pipelines.instruments`).
+pybit's own retries stay off for network errors (`force_retry=False`) and for 10006; the call
+layer (`bybit_calls`) waits rate limits out and sorts failures by what they say.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import requests
-from pybit.exceptions import FailedRequestError, InvalidRequestError
+from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from helix_pipelines.coinglass.errors import redact
-from helix_pipelines.execution.brokers import OrderOutcomeUnknown, OrderRejected
-from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position
+from helix_pipelines.execution.brokers import (
+    OrderNotSent,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    VenueUnavailable,
+)
+from helix_pipelines.execution.bybit_calls import BybitCalls, MayHaveActed
+from helix_pipelines.execution.orders import (
+    Instrument,
+    OrderRequest,
+    OrderResult,
+    Position,
+    plain,
+)
+from helix_pipelines.instruments import instrument_for
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_ORDER_LINK_ID = 110072
 LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
-RATE_LIMITED = 10006
 ONE_WAY_MODE = 0
-RATE_LIMIT_ATTEMPTS = 3
-MAX_RATE_LIMIT_WAIT_SECONDS = 2.0
 _STATUS = {
-    "Filled": "filled", "New": "accepted", "PartiallyFilled": "accepted", "Untriggered": "accepted",
-    "Cancelled": "cancelled", "PartiallyFilledCanceled": "cancelled", "Rejected": "rejected",
-    "Deactivated": "cancelled",
+    "Filled": "filled", "New": "accepted", "PartiallyFilled": "accepted",
+    "Untriggered": "accepted", "Rejected": "rejected",
 }  # fmt: skip
-_UNKNOWN_OUTCOME = (
-    requests.exceptions.Timeout,
-    requests.exceptions.ConnectionError,
-    FailedRequestError,
-)
+_ENDED = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
 
 
-def _rate_limit_wait(headers: Mapping[str, str] | None) -> float:
-    """Seconds until Bybit's rate-limit window resets (X-Bapi-Limit-Reset-Timestamp), capped."""
-    reset = (headers or {}).get("X-Bapi-Limit-Reset-Timestamp")
-    if reset is None:
-        return 0.5
-    try:
-        wait = int(reset) / 1000 - time.time()
-    except ValueError:
-        return 0.5
-    return min(max(wait, 0.0), MAX_RATE_LIMIT_WAIT_SECONDS)
+def _status(order: dict[str, Any]) -> str:
+    venue = str(order.get("orderStatus", ""))
+    if venue in _ENDED:
+        return "partially_filled" if Decimal(order.get("cumExecQty") or "0") > 0 else "cancelled"
+    return _STATUS.get(venue, venue.lower())
 
 
-def venue_symbol(symbol: str) -> str:
-    return symbol if symbol.endswith(("USDT", "USDC", "PERP")) else f"{symbol}USDT"
-
-
-def open_session(mode: str, api_key: str, api_secret: str, *, timeout: int = 10) -> HTTP:
-    """A pybit session for testnet, demo or live (the settings gate decides which is allowed).
-
-    `force_retry` off: pybit must not resend an order after a timeout on its own. `retry_codes`
-    keeps only 10002 (clock drift): 10006 (rate limit) surfaces so the broker waits for the
-    reset itself, and pybit replaces an empty set with its defaults, hence the explicit set.
-    """
-    return HTTP(
-        testnet=mode == "testnet", demo=mode == "demo", api_key=api_key, api_secret=api_secret,
-        timeout=timeout, force_retry=False, max_retries=2, retry_delay=1, retry_codes={10002},
-    )  # fmt: skip
+def _result(order: dict[str, Any], order_link_id: str) -> OrderResult:
+    avg = order.get("avgPrice")
+    return OrderResult(
+        order_link_id=order_link_id,
+        venue_order_id=str(order["orderId"]),
+        status=_status(order),
+        avg_price=float(avg) if avg not in (None, "", "0") else None,
+        qty=Decimal(order["qty"]),
+        filled_qty=Decimal(order.get("cumExecQty") or "0"),
+        venue_status=str(order.get("orderStatus", "")),
+    )
 
 
 class BybitBroker:
-    def __init__(self, session: HTTP, mode: str) -> None:
+    def __init__(
+        self,
+        session: HTTP,
+        mode: str,
+        *,
+        confirm_seconds: float | None = None,
+        visibility_grace_seconds: float = 30.0,
+        rate_limit_patience_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.session = session
         self.mode = mode
+        self._venue = BybitCalls(session, patience_seconds=rate_limit_patience_seconds, sleep=sleep)
+        self._confirm_seconds = confirm_seconds
+        self._grace = visibility_grace_seconds
+        self._sleep = sleep
+        self._listing: dict[str, dict[str, Any]] | None = None
         self._instruments: dict[str, Instrument] = {}
+        self._modes: dict[str, int] = {}
         self._leverage: dict[str, int] = {}
 
-    def _call(self, method: str, **params: Any) -> dict[str, Any]:
-        """One pybit call; Bybit errors come back with the API key redacted (a 10004 answer
-        echoes the signed string, key included)."""
-        try:
-            return getattr(self.session, method)(category="linear", **params)["result"]
-        except (InvalidRequestError, FailedRequestError) as exc:
-            raise self._scrubbed(exc) from None
+    @property
+    def clock_offset_ms(self) -> float | None:
+        """How far Bybit's clock runs ahead of ours, once measured (negative: behind)."""
+        return self._venue.clock_offset_ms
 
-    def _scrubbed(self, exc: InvalidRequestError | FailedRequestError) -> Exception:
-        return type(exc)(
-            request=self._redact(str(exc.request)), message=self._redact(str(exc.message)),
-            status_code=exc.status_code, time=exc.time, resp_headers=exc.resp_headers,
-        )  # fmt: skip
+    # -- start-up and instruments ------------------------------------------------------------
 
-    def prepare(self, symbols: Sequence[str], leverage: int) -> None:
-        """One-way position mode for USDT perpetuals, and the default leverage per symbol."""
+    def prepare(self, coins: Sequence[str], leverage: int) -> None:
+        """One-way mode for USDT perpetuals (where Bybit lets it switch), the venue's clock
+        offset, and the default leverage per instrument."""
         try:
-            self._call("switch_position_mode", coin="USDT", mode=ONE_WAY_MODE)
+            self._venue.call(
+                "switch_position_mode", category="linear", coin="USDT", mode=ONE_WAY_MODE
+            )
         except InvalidRequestError as exc:
             if exc.status_code != POSITION_MODE_NOT_MODIFIED:
                 raise
-        for symbol in symbols:
+        self._venue.clock_lead_ms()
+        for coin in coins:
             try:
+                symbol = self.instrument(coin).symbol
                 self._set_leverage(symbol, leverage)
-            except OrderRejected as exc:
-                # One untradable symbol must not stop the others; its signals get 'rejected'.
-                log.warning("start-up leverage for %s skipped: %s", symbol, exc)
+                self._position_idx(symbol, "Buy")  # learn its mode now, not at the first order
+            except (OrderRejected, VenueUnavailable) as exc:
+                # One untradable coin must not stop the others; its signals say why.
+                log.warning("start-up leverage for %s skipped: %s", coin, exc)
+
+    def instrument(self, coin: str) -> Instrument:
+        if coin not in self._instruments:
+            listing = self._listing_rows()
+            venue = instrument_for(coin, ((s, r["baseCoin"]) for s, r in listing.items()))
+            if venue is None:
+                raise OrderRejected(
+                    f"Bybit lists no trading USDT perpetual for {coin} "
+                    f"(looked for {coin}USDT and multiplied names such as 1000{coin}USDT)"
+                )
+            row = listing[venue.symbol]
+            lot, price = row["lotSizeFilter"], row["priceFilter"]
+            self._instruments[coin] = Instrument(
+                symbol=venue.symbol, qty_step=Decimal(lot["qtyStep"]),
+                min_qty=Decimal(lot["minOrderQty"]), max_qty=Decimal(lot["maxOrderQty"]),
+                tick_size=Decimal(price["tickSize"]),
+                min_notional=Decimal(lot.get("minNotionalValue") or "0"),
+                max_market_qty=Decimal(lot.get("maxMktOrderQty") or lot["maxOrderQty"]),
+                coin=coin, multiplier=venue.multiplier,
+            )  # fmt: skip
+        return self._instruments[coin]
+
+    def _listing_rows(self) -> dict[str, dict[str, Any]]:
+        """Every trading USDT linear perpetual, by symbol (all pages, read once)."""
+        if self._listing is None:
+            rows = self._venue.pages("get_instruments_info", category="linear", limit=1000)
+            self._listing = {
+                r["symbol"]: r
+                for r in rows
+                if r.get("status") == "Trading"
+                and r.get("quoteCoin") == "USDT"
+                and r.get("contractType") == "LinearPerpetual"
+            }
+        return self._listing
+
+    def _position_idx(self, symbol: str, side: str) -> int:
+        """0 in one-way mode; 1 (Buy) / 2 (Sell) where the symbol stayed in hedge mode."""
+        if symbol not in self._modes:
+            rows = self._venue.read("get_positions", category="linear", symbol=symbol)["list"]
+            hedge = any(int(r.get("positionIdx", 0)) in (1, 2) for r in rows)
+            self._modes[symbol] = 3 if hedge else ONE_WAY_MODE
+            if hedge:
+                log.warning("%s is in hedge mode at Bybit (it kept a position or order when "
+                            "USDT switched to one-way); orders use its positionIdx", symbol)  # fmt: skip
+        if self._modes[symbol] == ONE_WAY_MODE:
+            return 0
+        return 1 if side == "Buy" else 2
 
     def _set_leverage(self, symbol: str, leverage: int) -> None:
         if self._leverage.get(symbol) == leverage:
             return
         try:
-            self._call(
-                "set_leverage",
-                symbol=venue_symbol(symbol),
-                buyLeverage=str(leverage),
-                sellLeverage=str(leverage),
-            )
+            self._venue.call("set_leverage", category="linear", symbol=symbol,
+                       buyLeverage=str(leverage), sellLeverage=str(leverage))  # fmt: skip
         except InvalidRequestError as exc:
             if exc.status_code != LEVERAGE_NOT_MODIFIED:
                 raise OrderRejected(
                     f"set leverage {leverage}x on {symbol}: retCode {exc.status_code} {exc.message}"
                 ) from None
+        except MayHaveActed as exc:
+            raise VenueUnavailable(f"leverage of {symbol} unknown: {exc}") from None
         self._leverage[symbol] = leverage
 
-    def instrument(self, symbol: str) -> Instrument:
-        if symbol not in self._instruments:
-            found = self._call("get_instruments_info", symbol=venue_symbol(symbol))["list"]
-            if not found:
-                raise OrderRejected(f"{venue_symbol(symbol)} is not a Bybit linear instrument")
-            lot, price = found[0]["lotSizeFilter"], found[0]["priceFilter"]
-            self._instruments[symbol] = Instrument(
-                symbol=symbol, qty_step=Decimal(lot["qtyStep"]), min_qty=Decimal(lot["minOrderQty"]),
-                max_qty=Decimal(lot["maxOrderQty"]), tick_size=Decimal(price["tickSize"]),
-                min_notional=Decimal(lot.get("minNotionalValue") or "0"),
-            )  # fmt: skip
-        return self._instruments[symbol]
-
     def last_price(self, symbol: str) -> Decimal:
-        tickers = self._call("get_tickers", symbol=venue_symbol(symbol))["list"]
+        tickers = self._venue.read("get_tickers", category="linear", symbol=symbol)["list"]
         if not tickers:
-            raise OrderRejected(f"no ticker for {venue_symbol(symbol)}")
+            raise OrderRejected(f"no ticker for {symbol}")
         return Decimal(tickers[0]["lastPrice"])
 
-    def _redact(self, text: str) -> str:
-        return redact(text, getattr(self.session, "api_key", None))
+    # -- orders ------------------------------------------------------------------------------
+
+    def _window_seconds(self) -> float:
+        """How long Bybit may still accept a request after we signed it: its recv_window less
+        the lead of its clock over ours."""
+        recv_window = float(getattr(self.session, "recv_window", 5000) or 5000)
+        return max(recv_window - self._venue.clock_lead_ms(), 0.0) / 1000
+
+    def acceptance_deadline(self, sent_at: datetime) -> datetime:
+        return sent_at + timedelta(seconds=self._window_seconds() + self._grace)
 
     def submit(self, order: OrderRequest) -> OrderResult:
-        self._set_leverage(order.symbol, order.leverage)
-        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
-            try:
-                self._call(
-                    "place_order", symbol=venue_symbol(order.symbol), side=order.side,
-                    orderType="Market", qty=str(order.qty), orderLinkId=order.order_link_id,
-                    takeProfit=str(order.take_profit), stopLoss=str(order.stop_loss),
-                    tpslMode="Full", positionIdx=0,
-                )  # fmt: skip
-                break
-            except InvalidRequestError as exc:
-                if exc.status_code == DUPLICATE_ORDER_LINK_ID:
-                    raise OrderOutcomeUnknown(
-                        f"orderLinkId {order.order_link_id} is a duplicate"
-                    ) from None
-                if exc.status_code == RATE_LIMITED and attempt < RATE_LIMIT_ATTEMPTS:
-                    # Safe to resend: the same orderLinkId can only ever create one order.
-                    time.sleep(_rate_limit_wait(exc.resp_headers))
-                    continue
-                raise OrderRejected(
-                    self._redact(f"Bybit retCode {exc.status_code}: {exc.message}")
-                ) from None
-            except _UNKNOWN_OUTCOME as exc:
-                raise OrderOutcomeUnknown(
-                    f"{type(exc).__name__} while placing {order.order_link_id}"
-                ) from None
-        found = self.find_order(order.order_link_id, order.symbol)
-        if found is None:
-            raise OrderOutcomeUnknown(f"{order.order_link_id} accepted but not found yet")
-        return found
+        try:
+            self._set_leverage(order.symbol, order.leverage)
+            idx = self._position_idx(order.symbol, order.side)
+        except VenueUnavailable as exc:
+            raise OrderNotSent(f"before sending {order.order_link_id}: {exc}") from None
+        sent_at = time.monotonic()
+        order_id = None
+        try:
+            created = self._venue.call(
+                "place_order", category="linear", symbol=order.symbol, side=order.side,
+                orderType="Market", qty=plain(order.qty), orderLinkId=order.order_link_id,
+                takeProfit=plain(order.take_profit), stopLoss=plain(order.stop_loss),
+                tpslMode="Full", positionIdx=idx,
+            )  # fmt: skip
+            order_id = created.get("orderId") or None
+            why = "accepted"
+        except InvalidRequestError as exc:
+            if exc.status_code != DUPLICATE_ORDER_LINK_ID:
+                raise OrderRejected(f"Bybit retCode {exc.status_code}: {exc.message}") from None
+            why = "duplicate orderLinkId (110072): the venue has it"
+        except MayHaveActed as exc:
+            why = f"outcome unknown ({exc})"
+        except VenueUnavailable as exc:
+            raise OrderNotSent(f"{order.order_link_id} not sent: {exc}") from None
+        return self._confirm(order, order_id, sent_at, why)
 
-    def find_order(self, order_link_id: str, symbol: str) -> OrderResult | None:
-        for method in ("get_open_orders", "get_order_history"):
+    def _confirm(
+        self, order: OrderRequest, order_id: str | None, sent_at: float, why: str
+    ) -> OrderResult:
+        """Poll until the order is visible and, being a market order, done; bounded."""
+        budget = (
+            self._confirm_seconds
+            if self._confirm_seconds is not None
+            else self._window_seconds() + 1.0
+        )
+        delay, lookups, found, trouble = 0.05, 0, None, ""
+        while True:
             try:
-                orders = self._call(method, symbol=venue_symbol(symbol), orderLinkId=order_link_id)[
-                    "list"
-                ]
-            except _UNKNOWN_OUTCOME:
-                return None
-            if orders:
-                o = orders[0]
-                avg = float(o["avgPrice"]) if o.get("avgPrice") not in (None, "", "0") else None
-                status = _STATUS.get(o["orderStatus"], o["orderStatus"].lower())
-                return OrderResult(order_link_id, o["orderId"], status, avg, Decimal(o["qty"]))
+                found = self._lookup(order.order_link_id, order.symbol, order_id)
+            except VenueUnavailable as exc:
+                trouble = f"; the last lookup failed: {exc}"
+            lookups += 1
+            if found is not None and why != "accepted":
+                found = replace(found, lookup_note=f"found by orderLinkId after: {why}")
+            if found is not None and found.status != "accepted":
+                return found
+            elapsed = time.monotonic() - sent_at
+            if elapsed >= budget:
+                break
+            self._sleep(min(delay, budget - elapsed))
+            delay = min(delay * 2, 1.0)
+        if found is not None:
+            return found  # visible and still working after the whole budget
+        raise OrderOutcomeUnknown(
+            f"{order.order_link_id} ({why}) not visible at Bybit after {lookups} lookups over "
+            f"{time.monotonic() - sent_at:.1f} s: Bybit accepts a request up to its recv_window "
+            f"after signing and its clock runs {self._venue.clock_lead_ms():+.0f} ms from ours, so it "
+            f"may still appear{trouble}"
+        )
+
+    def _lookup(self, order_link_id: str, symbol: str, order_id: str | None) -> OrderResult | None:
+        key = {"orderId": order_id} if order_id else {"orderLinkId": order_link_id}
+        for method in ("get_open_orders", "get_order_history"):
+            rows = self._venue.read(method, category="linear", symbol=symbol, **key)["list"]
+            if rows:
+                return _result(rows[0], order_link_id)
         return None
 
+    def find_order(self, order_link_id: str, symbol: str) -> OrderResult | None:
+        return self._lookup(order_link_id, symbol, None)
+
+    # -- account -----------------------------------------------------------------------------
+
     def positions(self) -> dict[str, Position]:
-        rows = self._call("get_positions", settleCoin="USDT")["list"]
-        positions = {}
-        for r in rows:
-            if Decimal(r.get("size") or "0") > 0:
+        positions: dict[str, Position] = {}
+        for r in self._venue.pages(
+            "get_positions", category="linear", settleCoin="USDT", limit=200
+        ):
+            size = Decimal(r.get("size") or "0")
+            held = positions.get(r["symbol"])
+            if size > 0 and (held is None or size > held.qty):
                 side = "long" if r["side"] == "Buy" else "short"
                 positions[r["symbol"]] = Position(
-                    r["symbol"], side, Decimal(r["size"]), Decimal(r["avgPrice"])
+                    r["symbol"], side, size, Decimal(r.get("avgPrice") or "0")
                 )
         return positions
 
     def equity(self) -> Decimal:
         try:
-            accounts = self.session.get_wallet_balance(accountType="UNIFIED")["result"]["list"]
-        except (InvalidRequestError, FailedRequestError) as exc:
-            raise self._scrubbed(exc) from None
+            accounts = self._venue.read("get_wallet_balance", accountType="UNIFIED")["list"]
+        except InvalidRequestError as exc:
+            raise self._venue.scrubbed(exc) from None
         return Decimal(accounts[0]["totalEquity"]) if accounts else Decimal(0)
 
     def housekeeping(self) -> list[str]:
         return []  # stops and targets live on the exchange
-
-    def position_key(self, symbol: str) -> str:
-        return venue_symbol(symbol)

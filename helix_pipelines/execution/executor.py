@@ -1,13 +1,18 @@
-"""The executor: one signal in, one decision out, and never a second order for the same signal.
+"""The executor: one signal in, one decision out, never a second order for the same signal, and
+never a second position for the same trade idea.
 
 Order of operations for a signal (each step persisted before the next):
-  1. orderLinkId = f(signal_id). Already in `executor_orders`? A duplicate delivery: nothing is
-     sent (a row still 'pending' is first resolved by looking the order up at the venue).
-  2. The risk guard (halt, daily loss, age, price deviation, positions, notional caps).
-  3. Quantize qty / take-profit / stop-loss to the instrument; enforce minimum size and notional.
-  4. Persist the order as 'pending', then submit with take-profit and stop-loss attached.
-  5. On a timeout or a duplicate-orderLinkId answer, look the order up by orderLinkId; if the
-     venue does not have it, the row stays 'unconfirmed' for reconciliation, never resent blindly.
+  1. orderLinkId = f(signal_id). Already in `executor_orders`? A redelivery: nothing is sent. An
+     order not settled at the venue (pending, unconfirmed, working) is looked up first; one
+     known never to have left (deferred) is decided afresh.
+  2. The coin becomes the venue's instrument (with its multiplier), the signal its units.
+  3. One trade idea, one position: a symbol with an open position, or an order still on its
+     way, takes no new signal, whichever its direction (the rule is in docs/executor.md).
+  4. The risk guard (halt, daily loss, age, price deviation, positions, notional caps).
+  5. Quantize to the instrument, cap market orders by maxMktOrderQty, check minimums.
+  6. Persist as 'pending', then submit with take-profit and stop-loss attached. The venue's
+     answer decides: filled / partially filled (placed), cancelled with nothing filled
+     (not_filled), unknown (unconfirmed: looked up until known), not sent (deferred).
 """
 
 from __future__ import annotations
@@ -18,34 +23,58 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-import polars as pl
-
 from helix_pipelines.clock import utc_now
-from helix_pipelines.execution.brokers import Broker, OrderOutcomeUnknown, OrderRejected
+from helix_pipelines.execution.brokers import (
+    Broker,
+    OrderNotSent,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    VenueUnavailable,
+)
 from helix_pipelines.execution.guard import AccountState, GuardLimits, guard_reason
 from helix_pipelines.execution.orders import (
+    Action,
     Decision,
     Instrument,
     OrderRequest,
+    OrderResult,
+    Position,
     Signal,
+    human_number,
+    human_qty,
     order_link_id_for,
     order_size_problem,
+    plain,
     quantize_price,
     quantize_qty,
 )
-from helix_pipelines.execution.store import HALT_REASON, HALTED, ExecutorStore
+from helix_pipelines.execution.store import (
+    DEFERRED,
+    HALT_REASON,
+    HALTED,
+    IN_FLIGHT,
+    LOOKED_UP,
+    ExecutorStore,
+)
 
 log = logging.getLogger(__name__)
 
 DAY_START_EQUITY = "day_start_equity"
 DAY = "day"
-FINAL_STATUSES = {"filled", "accepted", "rejected", "skipped", "cancelled"}
 
 
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
     resolved: dict[str, str]  # orderLinkId -> status found at the venue
-    positions: dict[str, str]  # symbol -> "side qty @ price" at the venue
+    positions: dict[str, str]  # venue symbol -> "long 0.011 @ 65,010.5"
+
+
+def describe_book(positions: dict[str, Position]) -> dict[str, str]:
+    """Positions for people: plain quantities and prices, no exponents, no float noise."""
+    return {
+        symbol: f"{p.side} {human_qty(p.qty)} @ {human_number(p.avg_price)}"
+        for symbol, p in sorted(positions.items())
+    }
 
 
 class Executor:
@@ -66,30 +95,22 @@ class Executor:
 
     # -- start-up ----------------------------------------------------------------------------
 
-    def start(self, symbols: list[str], default_leverage: int = 1) -> ReconcileReport:
-        """Configure the venue and reconcile what the store and the venue believe."""
-        self.broker.prepare(symbols, default_leverage)
-        resolved = {}
-        orders = self.store.orders()
-        open_rows = orders.filter(~pl.col("status").is_in(sorted(FINAL_STATUSES))).iter_rows(
-            named=True
-        )
-        for row in open_rows:
-            found = self.broker.find_order(row["order_link_id"], row["symbol"])
-            status = found.status if found else "not_at_venue"
-            self.store.save_order(**{**row, "status": status, "updated_at": self._clock(),
-                                     "venue_order_id": found.venue_order_id if found else None,
-                                     "avg_price": found.avg_price if found else None})  # fmt: skip
-            resolved[row["order_link_id"]] = status
-        positions = {
-            s: f"{p.side} {p.qty} @ {p.avg_price}" for s, p in self.broker.positions().items()
+    def start(self, coins: list[str], default_leverage: int = 1) -> ReconcileReport:
+        """Configure the venue, then look up every order not settled there."""
+        self.broker.prepare(coins, default_leverage)
+        resolved = {
+            str(row["order_link_id"]): self._resolve(row) for row in self.store.orders_in(LOOKED_UP)
         }
+        positions = self.book()
         self._log.info(
-            "reconciled %d open orders; positions at the venue: %s",
-            len(resolved),
-            positions or "none",
-        )
+            "reconciled %d unsettled orders %s; positions at the venue: %s",
+            len(resolved), resolved or "", positions or "none",
+        )  # fmt: skip
         return ReconcileReport(resolved, positions)
+
+    def book(self) -> dict[str, str]:
+        """The venue's positions as they are now, formatted for people."""
+        return describe_book(self.broker.positions())
 
     # -- state -------------------------------------------------------------------------------
 
@@ -103,11 +124,10 @@ class Executor:
             state = {**state, DAY: day, DAY_START_EQUITY: str(equity)}
             self.store.put(now, **{DAY: day, DAY_START_EQUITY: str(equity)})
         start = Decimal(state.get(DAY_START_EQUITY) or str(equity))
-        halted = state.get(HALTED) == "true"
         return AccountState(
             self.broker.positions(),
             float(max(start - equity, 0)),
-            halted,
+            state.get(HALTED) == "true",
             state.get(HALT_REASON, ""),
         )
 
@@ -131,76 +151,181 @@ class Executor:
     def _decide(self, signal: Signal) -> Decision:
         olid = order_link_id_for(signal.signal_id)
         existing = self.store.order(olid)
-        if existing is not None:
-            if existing["status"] not in FINAL_STATUSES:
-                self._resolve(olid, signal.symbol, existing)
-            return Decision(signal.signal_id, signal.symbol, "duplicate",
-                            f"already handled: {existing['status']}", olid)  # fmt: skip
-        now = self._clock()
+        if existing is not None and existing["status"] != DEFERRED:
+            return self._redelivered(signal, olid, existing)
         try:
             instrument = self.broker.instrument(signal.symbol)
-            price = self.broker.last_price(signal.symbol)
+            price = self.broker.last_price(instrument.symbol)
+            state = self.account_state()
         except OrderRejected as exc:
-            return self._final_skip(signal, olid, "rejected", str(exc))
-        qty = quantize_qty(signal.qty, instrument)
-        state = self.account_state()
-        if state.daily_loss_usd >= self.limits.max_daily_loss_usd and not state.halted:
-            reason = f"daily loss {state.daily_loss_usd:.2f} reached {self.limits.max_daily_loss_usd:.2f}"
-            self.store.halt(reason, now)
-            state = AccountState(state.positions, state.daily_loss_usd, True, reason)
-            self._log.error("HALT: %s", reason)
-        keyed = replace(signal, symbol=self.broker.position_key(signal.symbol))
-        blocked = guard_reason(keyed, qty, price, state, self.limits, now)
+            return self._final(signal, olid, "rejected", str(exc))
+        except VenueUnavailable as exc:
+            return Decision(signal.signal_id, signal.symbol, "deferred", str(exc), olid)
+        return self._checked(signal, olid, instrument, price, self._halt_on_loss(state))
+
+    def _halt_on_loss(self, state: AccountState) -> AccountState:
+        """Reaching the daily loss limit halts trading, persistently, before anything else."""
+        if state.daily_loss_usd < self.limits.max_daily_loss_usd or state.halted:
+            return state
+        reason = (
+            f"daily loss {state.daily_loss_usd:.2f} reached {self.limits.max_daily_loss_usd:.2f}"
+        )
+        self.store.halt(reason, self._clock())
+        self._log.error("HALT: %s", reason)
+        return replace(state, halted=True, halt_reason=reason)
+
+    def _checked(
+        self,
+        signal: Signal,
+        olid: str,
+        instrument: Instrument,
+        price: Decimal,
+        state: AccountState,
+    ) -> Decision:
+        """Every rule before an order leaves: one idea one position, the guard, the sizes."""
+        conflict = self._conflict(signal, olid, instrument, state)
+        if conflict:
+            return self._already_at_venue(signal, olid, instrument) or self._final(
+                signal, olid, "skipped", conflict
+            )
+        venue = _in_venue_units(signal, instrument)
+        qty = quantize_qty(venue.qty, instrument)
+        capped = ""
+        if qty > instrument.market_qty_cap:
+            capped = (
+                f"; capped from {plain(qty)} to maxMktOrderQty {plain(instrument.market_qty_cap)}"
+            )
+            qty = quantize_qty(instrument.market_qty_cap, instrument)
+        now = self._clock()
+        blocked = guard_reason(venue, qty, price, state, self.limits, now)
         if blocked:
-            return self._final_skip(signal, olid, "skipped", blocked)
+            return self._final(signal, olid, "skipped", blocked)
         problem = order_size_problem(qty, price, instrument)
         if problem:
-            return self._final_skip(signal, olid, "rejected", problem)
-        return self._submit(signal, olid, qty, instrument, now)
+            return self._final(signal, olid, "rejected", problem)
+        return self._submit(signal, venue, olid, qty, instrument, now, capped)
+
+    def _conflict(
+        self, signal: Signal, olid: str, instrument: Instrument, state: AccountState
+    ) -> str | None:
+        """One trade idea, one position: why this signal must wait, or None."""
+        held = state.positions.get(instrument.symbol)
+        if held is not None:
+            book = f"{held.side} {human_qty(held.qty)} {instrument.symbol} @ {human_number(held.avg_price)}"
+            if held.side == signal.side:
+                return f"already {book}: one trade idea, one position"
+            return (
+                f"opposite to the open {book}: Helix neither flips nor hedges; the open "
+                "position keeps its own stop-loss and take-profit"
+            )
+        for row in self.store.orders_in(IN_FLIGHT):
+            if row["symbol"] == signal.symbol and row["order_link_id"] != olid:
+                return (
+                    f"order {row['order_link_id']} for {signal.symbol} is still {row['status']}: "
+                    "one trade idea, one position"
+                )
+        return None
+
+    def _already_at_venue(
+        self, signal: Signal, olid: str, instrument: Instrument
+    ) -> Decision | None:
+        """The position in the way may be this very signal's order, sent by an attempt that
+        died before writing it down: then it is recorded, not skipped (and never resent)."""
+        try:
+            found = self.broker.find_order(olid, instrument.symbol)
+        except VenueUnavailable:
+            return None
+        if found is None:
+            return None
+        now = self._clock()
+        self.store.save_order(
+            order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
+            venue_symbol=instrument.symbol, side=signal.order_side, qty=plain(found.qty),
+            status=found.status, leverage=signal.leverage, created_at=now, updated_at=now,
+        )  # fmt: skip
+        self._record_result(olid, found)
+        request = OrderRequest(olid, instrument.symbol, signal.order_side, found.qty,
+                               Decimal(0), Decimal(0), signal.leverage)  # fmt: skip
+        action, reason = _outcome(request, found)
+        note = " (found at the venue by orderLinkId: sent before this decision, not resent)"
+        return Decision(signal.signal_id, signal.symbol, action, reason + note, olid)
 
     def _submit(
-        self, signal: Signal, olid: str, qty: Decimal, instrument: Instrument, now: datetime
+        self,
+        signal: Signal,
+        venue: Signal,
+        olid: str,
+        qty: Decimal,
+        instrument: Instrument,
+        now: datetime,
+        note: str,
     ) -> Decision:
         """Persist as pending, then submit; an unknown outcome is resolved by lookup, never resent."""
         order = OrderRequest(
-            order_link_id=olid, symbol=signal.symbol, side=signal.order_side, qty=qty,
-            take_profit=quantize_price(signal.take_profit, instrument),
-            stop_loss=quantize_price(signal.stop_loss, instrument), leverage=signal.leverage,
+            order_link_id=olid, symbol=instrument.symbol, side=signal.order_side, qty=qty,
+            take_profit=quantize_price(venue.take_profit, instrument),
+            stop_loss=quantize_price(venue.stop_loss, instrument), leverage=signal.leverage,
         )  # fmt: skip
         self.store.save_order(
             order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            side=order.side, qty=str(qty), status="pending", take_profit=str(order.take_profit),
-            stop_loss=str(order.stop_loss), leverage=signal.leverage, created_at=now, updated_at=now,
+            venue_symbol=instrument.symbol, side=order.side, qty=plain(qty), status="pending",
+            take_profit=plain(order.take_profit), stop_loss=plain(order.stop_loss),
+            leverage=signal.leverage, created_at=now, updated_at=now, submitted_at=now,
         )  # fmt: skip
         try:
             result = self.broker.submit(order)
+        except OrderNotSent as exc:
+            return self._settle(signal, olid, DEFERRED, "deferred", str(exc))
         except OrderOutcomeUnknown as exc:
-            self._log.warning("%s: outcome unknown (%s); looking it up by orderLinkId", olid, exc)
-            status = self._resolve(olid, signal.symbol, self.store.order(olid) or {})
-            action = "placed" if status in ("filled", "accepted") else "unconfirmed"
-            return Decision(
-                signal.signal_id, signal.symbol, action, f"after lookup: {status}", olid
-            )
+            reason = f"{exc}; looked up again on redelivery and at start-up"
+            return self._settle(signal, olid, "unconfirmed", "unconfirmed", reason)
         except OrderRejected as exc:
-            self._update(olid, status="rejected", reason=str(exc))
-            return Decision(signal.signal_id, signal.symbol, "rejected", str(exc), olid)
-        self._update(
-            olid,
-            status=result.status,
-            venue_order_id=result.venue_order_id,
-            avg_price=result.avg_price,
-        )
-        return Decision(
-            signal.signal_id, signal.symbol, "placed",
-            f"{order.side} {qty} {signal.symbol} {result.status} at {result.avg_price}", olid,
-        )  # fmt: skip
+            return self._settle(signal, olid, "rejected", "rejected", str(exc))
+        self._record_result(olid, result)
+        action, reason = _outcome(order, result)
+        lookup = f" ({result.lookup_note})" if result.lookup_note else ""
+        return Decision(signal.signal_id, signal.symbol, action, reason + lookup + note, olid)
 
-    def _resolve(self, olid: str, symbol: str, row: dict[str, object]) -> str:
-        found = self.broker.find_order(olid, symbol)
-        status = found.status if found else "unconfirmed"
-        self._update(olid, status=status, venue_order_id=found.venue_order_id if found else None,
-                     avg_price=found.avg_price if found else None)  # fmt: skip
-        return status
+    def _redelivered(self, signal: Signal, olid: str, row: dict[str, object]) -> Decision:
+        status = str(row["status"])
+        if status in LOOKED_UP:
+            status = self._resolve(row)
+        if status == "unconfirmed":
+            return Decision(signal.signal_id, signal.symbol, "unconfirmed",
+                            f"still not visible at the venue: {row['reason']}", olid)  # fmt: skip
+        return Decision(signal.signal_id, signal.symbol, "duplicate",
+                        f"already handled: {status}", olid)  # fmt: skip
+
+    def _resolve(self, row: dict[str, object]) -> str:
+        """Look an unsettled order up; past its acceptance deadline, absent means never placed."""
+        olid = str(row["order_link_id"])
+        try:
+            venue_symbol = row["venue_symbol"] or self.broker.instrument(str(row["symbol"])).symbol
+            found = self.broker.find_order(olid, str(venue_symbol))
+        except (VenueUnavailable, OrderRejected) as exc:
+            self._log.warning("%s: lookup failed (%s); it stays %s", olid, exc, row["status"])
+            return str(row["status"])
+        if found is not None:
+            self._record_result(olid, found)
+            return found.status
+        sent = row["submitted_at"] or row["created_at"]
+        assert isinstance(sent, datetime)
+        deadline = self.broker.acceptance_deadline(sent)
+        if self._clock() > deadline:
+            self._update(olid, status="not_placed", reason=(
+                f"not at the venue {int((self._clock() - sent).total_seconds())} s after it was "
+                f"sent, past its acceptance deadline ({deadline:%H:%M:%S} UTC): never placed"
+            ))  # fmt: skip
+            return "not_placed"
+        self._update(olid, status="unconfirmed")
+        return "unconfirmed"
+
+    def _record_result(self, olid: str, result: OrderResult) -> None:
+        self._update(
+            olid, status=result.status, venue_order_id=result.venue_order_id,
+            avg_price=result.avg_price, filled_qty=plain(result.filled),
+            venue_status=result.venue_status,
+        )  # fmt: skip
 
     def _update(self, olid: str, **changes: object) -> None:
         row = self.store.order(olid)
@@ -208,12 +333,50 @@ class Executor:
             return
         self.store.save_order(**{**row, **changes, "updated_at": self._clock()})
 
-    def _final_skip(self, signal: Signal, olid: str, action: str, reason: str) -> Decision:
+    def _settle(
+        self, signal: Signal, olid: str, status: str, action: Action, reason: str
+    ) -> Decision:
+        self._update(olid, status=status, reason=reason)
+        return Decision(signal.signal_id, signal.symbol, action, reason, olid)
+
+    def _final(self, signal: Signal, olid: str, action: Action, reason: str) -> Decision:
         """Remember the signal as handled, so a redelivery is a duplicate, not a second look."""
         now = self._clock()
         self.store.save_order(
             order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            side=signal.order_side, status="skipped" if action == "skipped" else "rejected",
-            reason=reason, leverage=signal.leverage, created_at=now, updated_at=now,
+            side=signal.order_side, status=action, reason=reason, leverage=signal.leverage,
+            created_at=now, updated_at=now,
         )  # fmt: skip
-        return Decision(signal.signal_id, signal.symbol, action, reason, olid)  # type: ignore[arg-type]
+        return Decision(signal.signal_id, signal.symbol, action, reason, olid)
+
+
+def _in_venue_units(signal: Signal, instrument: Instrument) -> Signal:
+    """The signal as the instrument trades it: prices x multiplier, size / multiplier."""
+    m = instrument.multiplier
+    if m == 1:
+        return replace(signal, symbol=instrument.symbol)
+    return replace(
+        signal, symbol=instrument.symbol, entry=signal.entry * m, stop_loss=signal.stop_loss * m,
+        take_profit=signal.take_profit * m, qty=signal.qty / m,
+    )  # fmt: skip
+
+
+def _outcome(order: OrderRequest, result: OrderResult) -> tuple[Action, str]:
+    """The decision a venue answer makes, in words a trader reads."""
+    what = f"{order.side} {human_qty(order.qty)} {order.symbol}"
+    at = f" at {human_number(result.avg_price)}" if result.avg_price else ""
+    venue = f" (Bybit: {result.venue_status})" if result.venue_status else ""
+    if result.status == "filled":
+        return "placed", f"{what} filled{at}"
+    if result.status == "partially_filled":
+        return "placed", (
+            f"{what}: {human_qty(result.filled)} filled{at}, the rest cancelled by the venue{venue}"
+        )
+    if result.status == "cancelled":
+        return "not_filled", f"{what}: cancelled by the venue with nothing filled{venue}"
+    if result.status == "accepted":
+        return (
+            "placed",
+            f"{what} working at the venue, {human_qty(result.filled)} filled so far{venue}",
+        )
+    return "rejected", f"{what} {result.status}{venue}"

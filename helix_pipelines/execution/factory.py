@@ -17,7 +17,8 @@ def build_broker(
         return PaperBroker(
             warehouse, warehouse_prices(warehouse), starting_equity_usd=paper_equity_usd
         )
-    from helix_pipelines.execution.bybit import BybitBroker, open_session  # noqa: PLC0415 - pybit only when trading
+    from helix_pipelines.execution.bybit import BybitBroker  # noqa: PLC0415 - pybit only when trading
+    from helix_pipelines.execution.bybit_calls import open_session  # noqa: PLC0415
 
     assert settings.api_key  # resolve_settings refused anything else
     assert settings.api_secret

@@ -14,7 +14,19 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Side = Literal["long", "short"]
-Action = Literal["placed", "skipped", "duplicate", "rejected", "unconfirmed"]
+Action = Literal[
+    "placed", "not_filled", "skipped", "duplicate", "rejected", "unconfirmed", "deferred"
+]
+"""What the executor did with a signal:
+placed       the venue has the order (filled, partly filled, or working)
+not_filled   the venue cancelled the market order with nothing filled (no position)
+skipped      a limit or rule said no (the reason says which); final
+duplicate    the signal was handled before; nothing sent
+rejected     the venue (or the instrument's rules) refused it; final
+unconfirmed  sent, but not visible at the venue yet: looked up again on redelivery and start-up
+deferred     known not to be at the venue (rate limit, network error before the order left):
+             decided afresh on redelivery
+"""
 ORDER_LINK_PREFIX = "hx-"
 
 
@@ -90,12 +102,25 @@ def order_link_id_for(signal_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
+    """The venue's trading rules of one instrument, and the coin it trades.
+
+    `symbol` is the venue's name (1000PEPEUSDT); `coin` the name signals use (PEPE);
+    `multiplier` coins per contract unit. Market orders are capped by `max_market_qty`.
+    """
+
     symbol: str
     qty_step: Decimal
     min_qty: Decimal
     max_qty: Decimal
     tick_size: Decimal
     min_notional: Decimal
+    max_market_qty: Decimal | None = None
+    coin: str = ""
+    multiplier: int = 1
+
+    @property
+    def market_qty_cap(self) -> Decimal:
+        return self.max_market_qty if self.max_market_qty is not None else self.max_qty
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +136,23 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class OrderResult:
+    """An order as the venue reports it. `status`: 'filled', 'partially_filled' (ended with part
+    filled), 'cancelled' (ended with nothing filled), 'accepted' (still working) or 'rejected';
+    `filled_qty` is the venue's cumExecQty, the truth about the position it opened."""
+
     order_link_id: str
     venue_order_id: str
-    status: str  # 'filled' | 'accepted' (resting) | 'rejected' | 'cancelled'
+    status: str
     avg_price: float | None
     qty: Decimal
+    filled_qty: Decimal | None = None
+    venue_status: str = ""
+    lookup_note: str = ""
+    """Set when the outcome came from a lookup, not the create answer: what happened first."""
+
+    @property
+    def filled(self) -> Decimal:
+        return self.filled_qty if self.filled_qty is not None else Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +191,36 @@ def quantize_price(price: float | Decimal, instrument: Instrument) -> Decimal:
 def order_size_problem(qty: Decimal, price: Decimal, instrument: Instrument) -> str | None:
     """Why the venue would refuse this size, or None."""
     if qty < instrument.min_qty:
-        return f"qty {qty} below minOrderQty {instrument.min_qty} of {instrument.symbol}"
+        return (
+            f"qty {plain(qty)} below minOrderQty {plain(instrument.min_qty)} of {instrument.symbol}"
+        )
     if qty > instrument.max_qty:
-        return f"qty {qty} above maxOrderQty {instrument.max_qty} of {instrument.symbol}"
+        return (
+            f"qty {plain(qty)} above maxOrderQty {plain(instrument.max_qty)} of {instrument.symbol}"
+        )
     if qty * price < instrument.min_notional:
-        return f"notional {qty * price} below minNotionalValue {instrument.min_notional} of {instrument.symbol}"
+        return (
+            f"notional {human_number(qty * price)} below minNotionalValue "
+            f"{plain(instrument.min_notional)} of {instrument.symbol}"
+        )
     return None
+
+
+def plain(value: Decimal) -> str:
+    """A decimal as the venue wants it: plain digits, never scientific notation (`9.9E-7`)."""
+    return format(value, "f")
+
+
+def human_qty(value: Decimal | float) -> str:
+    """A quantity for people: no exponent, no trailing zeros, thousands grouped (`1,000,000`)."""
+    return format(Decimal(str(value)).normalize(), ",f")
+
+
+def human_number(value: Decimal | float, significant: int = 6) -> str:
+    """A price or amount for people: `significant` digits, no exponent (`65,010.5`,
+    `0.000019123`), where a float would print `6.501050000000001E+4` or 16 decimals."""
+    number = Decimal(str(value))
+    if not number.is_finite() or number == 0:
+        return str(number) if not number.is_finite() else "0"
+    places = max(significant - number.adjusted() - 1, 0)
+    return format(number.quantize(Decimal(1).scaleb(-places)).normalize(), ",f")

@@ -1,9 +1,11 @@
 """`helix executor serve`: the executor as a long-running consumer of the Redis signal stream.
 
 Reacts within a second (XREADGROUP blocks for at most `block_ms` and returns as soon as a signal
-arrives), acknowledges a signal only after its decision is persisted, and on restart picks up
-what a dead consumer left pending. Never processes a signal twice: a redelivery maps to the same
-orderLinkId, which the executor recognises as handled.
+arrives), acknowledges a signal only once its decision is settled, and on restart picks up what
+a dead consumer left pending. A signal whose order is unconfirmed (not yet visible at the venue)
+or deferred (the venue could not be asked) stays unacknowledged, so it comes back after
+`claim_idle_ms` and is looked up (or decided) again. Never processes a signal twice: a
+redelivery maps to the same orderLinkId, which the executor recognises as handled.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.orders import InvalidSignal, Signal
 
 log = logging.getLogger(__name__)
+
+# Decisions that are not settled yet: the signal is left pending on the stream for another look.
+UNSETTLED = frozenset({"unconfirmed", "deferred"})
 
 
 @dataclass
@@ -59,7 +64,8 @@ def serve(
                 stats.errors += 1
                 continue
             stats.decisions[decision.action] = stats.decisions.get(decision.action, 0) + 1
-            consumer.ack([item.stream_id])
+            if decision.action not in UNSETTLED:
+                consumer.ack([item.stream_id])
         if time.monotonic() - last_housekeeping >= housekeeping_seconds:
             try:
                 for event in executor.broker.housekeeping():

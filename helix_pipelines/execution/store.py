@@ -19,6 +19,16 @@ from helix_pipelines.warehouse.base import Warehouse
 HALTED = "halted"
 HALT_REASON = "halt_reason"
 
+# Order statuses (executor_orders.status) and what becomes of each.
+LOOKED_UP = ("pending", "unconfirmed", "accepted")
+"""Not settled at the venue: looked up by orderLinkId on redelivery and at start-up."""
+DEFERRED = "deferred"
+"""Known not to be at the venue: the signal is decided afresh on redelivery."""
+IN_FLIGHT = (*LOOKED_UP, DEFERRED)
+"""A trade idea still on its way: another signal for the same symbol waits (one idea, one
+position)."""
+FINAL = ("filled", "partially_filled", "cancelled", "rejected", "skipped", "not_placed")
+
 
 class ExecutorStore:
     def __init__(self, warehouse: Warehouse, mode: str) -> None:
@@ -33,6 +43,9 @@ class ExecutorStore:
     def order(self, order_link_id: str) -> dict[str, object] | None:
         rows = self.orders().filter(pl.col("order_link_id") == order_link_id)
         return rows.row(0, named=True) if rows.height else None
+
+    def orders_in(self, statuses: tuple[str, ...]) -> list[dict[str, object]]:
+        return list(self.orders().filter(pl.col("status").is_in(statuses)).iter_rows(named=True))
 
     def save_order(self, **row: object) -> None:
         full = {name: row.get(name) for name in ORDERS_SCHEMA}

@@ -1,7 +1,8 @@
 """Executor tables (sql/005_executor_tables.sql), as polars schemas written through the warehouse.
 
 executor_orders     one row per signal the executor decided on; `order_link_id` (derived from
-                    the signal id) is the idempotency key, persisted before any submit
+                    the signal id) is the idempotency key, persisted before any submit; `qty`
+                    is what was asked, `filled_qty` what the venue filled (cumExecQty)
 executor_decisions  every decision with its reason (placed, skipped, duplicate, rejected, ...)
 executor_state      key/value: the persisted halt and the day's starting equity
 paper_positions     the paper broker's open positions
@@ -19,7 +20,8 @@ ORDERS_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(), "side": pl.String(), "qty": pl.String(), "status": pl.String(),
     "venue_order_id": pl.String(), "avg_price": pl.Float64(), "take_profit": pl.String(),
     "stop_loss": pl.String(), "leverage": pl.Int16(), "reason": pl.String(),
-    "created_at": UTC_TIME, "updated_at": UTC_TIME,
+    "created_at": UTC_TIME, "updated_at": UTC_TIME, "venue_symbol": pl.String(),
+    "filled_qty": pl.String(), "venue_status": pl.String(), "submitted_at": UTC_TIME,
 }  # fmt: skip
 DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "decision_id": pl.String(), "signal_id": pl.String(), "mode": pl.String(),

@@ -166,7 +166,11 @@ _LOCK_WAIT_SECONDS = 60.0
 _WRITE_LOCKS: dict[Path, threading.RLock] = {}
 _THREAD_LOCKS: dict[Path, threading.RLock] = {}
 # The analytics and executor tables use portable SQL: those PostgreSQL migrations run here as is.
-PORTABLE_DDL_FILES = ("004_analytics_tables.sql", "005_executor_tables.sql")
+PORTABLE_DDL_FILES = (
+    "004_analytics_tables.sql",
+    "005_executor_tables.sql",
+    "007_executor_fills.sql",
+)
 
 
 class DuckDBWarehouse:

@@ -68,6 +68,23 @@ def test_executor_job_decides_on_new_signals_once_and_lists_every_decision(
     assert warehouse.get().read_table("paper_fills").height == 2
 
 
+def test_signals_whose_orders_are_still_on_their_way_are_taken_up_again(tmp_path: Path) -> None:
+    from helix_pipelines.defs.execution import pending_signals
+    from helix_pipelines.execution.orders import order_link_id_for
+    from helix_pipelines.execution.store import ExecutorStore
+
+    warehouse = WarehouseResource(duckdb_path=str(tmp_path / "helix.duckdb"))
+    seed(warehouse)
+    store = ExecutorStore(warehouse.get(), "paper")
+    now = utc_now()
+    for signal_id, status in (("s1", "deferred"), ("s2", "filled")):
+        store.save_order(order_link_id=order_link_id_for(signal_id), signal_id=signal_id,
+                         symbol="BTC", side="Buy", status=status, created_at=now,
+                         updated_at=now)  # fmt: skip
+    pending = pending_signals(warehouse.get(), "paper", timedelta(days=1))
+    assert [s.signal_id for s in pending] == ["s1"]  # deferred: decided afresh; s2 settled
+
+
 def test_live_mode_without_confirmation_fails_the_run(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HELIX_EXECUTOR_MODE", "live")
     monkeypatch.delenv("HELIX_EXECUTOR_LIVE_CONFIRM", raising=False)

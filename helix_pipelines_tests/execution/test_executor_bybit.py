@@ -1,9 +1,12 @@
-"""The executor with the Bybit broker: a real pybit session against the fake Bybit v5 server."""
+"""The executor with the Bybit broker: a real pybit session against the fake Bybit v5 server,
+which answers as the real venue is recorded to (asynchronous orders, partial fills, 10000 /
+10016 after accepting, paged lists, position modes that do not always switch)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,9 +20,18 @@ from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.orders import Signal, order_link_id_for
 from helix_pipelines.execution.store import ExecutorStore
 from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines_tests.fakes.bybit_server import HEDGE, ONE_WAY, FakeBybitServer
+from helix_pipelines_tests.fakes.bybit_server import (
+    DEFAULT_INSTRUMENTS,
+    HEDGE,
+    ONE_WAY,
+    FakeBybitServer,
+    make_instrument,
+)
 
 CREATE = "/v5/order/create"
+REALTIME = "/v5/order/realtime"
+LEVERAGE = "/v5/position/set-leverage"
+POSITIONS = "/v5/position/list"
 
 
 @pytest.fixture
@@ -44,20 +56,51 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
     return store
 
 
-def executor(server: FakeBybitServer, warehouse: DuckDBWarehouse) -> Executor:
-    broker = BybitBroker(session_for(server), "testnet")
-    return Executor(broker, ExecutorStore(warehouse, "testnet"), GuardLimits(max_order_notional_usd=50_000,
-                    max_symbol_notional_usd=50_000))  # fmt: skip
+class Clock:
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.shift
+
+
+def executor(
+    server: FakeBybitServer,
+    warehouse: DuckDBWarehouse,
+    *,
+    clock: Clock | None = None,
+    **broker_options: object,
+) -> Executor:
+    options: dict = {"confirm_seconds": 0.6, "visibility_grace_seconds": 5.0, **broker_options}
+    broker = BybitBroker(session_for(server), "testnet", **options)
+    limits = GuardLimits(max_order_notional_usd=50_000, max_symbol_notional_usd=50_000)
+    return Executor(broker, ExecutorStore(warehouse, "testnet"), limits, clock=clock or utc_now)
 
 
 def signal(
-    signal_id: str = "sig-1", qty: float = 0.0123456, created_at: datetime | None = None
+    signal_id: str = "sig-1",
+    qty: float = 0.0123456,
+    created_at: datetime | None = None,
+    symbol: str = "BTC",
+    side: str = "long",
 ) -> Signal:
+    entry = {"BTC": 65_000.0, "ETH": 3_200.0, "PEPE": 0.000019, "SHIB": 0.000024}[symbol]
+    below, above = entry * 0.97, entry * 1.075
     return Signal.from_mapping({
-        "signal_id": signal_id, "symbol": "BTC", "side": "long", "entry": 65_000.0,
-        "stop_loss": 63_012.34567, "take_profit": 69_876.54321, "qty": qty, "leverage": 3,
+        "signal_id": signal_id, "symbol": symbol, "side": side, "entry": entry,
+        "stop_loss": below if side == "long" else above,
+        "take_profit": above if side == "long" else below, "qty": qty, "leverage": 3,
         "created_at": created_at or utc_now(),
     })  # fmt: skip
+
+
+def row(warehouse: DuckDBWarehouse, signal_id: str = "sig-1") -> dict:
+    found = ExecutorStore(warehouse, "testnet").order(order_link_id_for(signal_id))
+    assert found is not None
+    return found
+
+
+# -- the plain path ------------------------------------------------------------------------------
 
 
 def test_a_signal_becomes_one_quantized_order_with_exchange_side_tp_and_sl(
@@ -67,14 +110,20 @@ def test_a_signal_becomes_one_quantized_order_with_exchange_side_tp_and_sl(
     runner.start(["BTC"], 2)
     decision = runner.process(signal())
     assert decision.action == "placed"
+    assert decision.reason == "Buy 0.012 BTCUSDT filled at 65,000"
     (order,) = server.orders.values()
     assert order["orderLinkId"] == order_link_id_for("sig-1")
     assert order["qty"] == "0.012"  # qtyStep 0.001, rounded down
     position = server.position("BTCUSDT")
     assert position["side"] == "Buy"
-    assert position["takeProfit"] == "69876.50"  # tickSize 0.10
-    assert position["stopLoss"] == "63012.30"
+    assert position["takeProfit"] == "69875.00"  # tickSize 0.10 (65,000 x 1.075)
+    assert position["stopLoss"] == "63050.00"
     assert server.leverage("BTCUSDT") == (Decimal(3), Decimal(3))
+    stored = row(warehouse)
+    assert (stored["status"], stored["filled_qty"], stored["venue_status"]) == (
+        "filled", "0.012", "Filled"
+    )  # fmt: skip
+    assert stored["venue_symbol"] == "BTCUSDT"
 
 
 def test_the_same_signal_delivered_twice_gives_one_order(server, warehouse) -> None:
@@ -82,37 +131,6 @@ def test_the_same_signal_delivered_twice_gives_one_order(server, warehouse) -> N
     assert runner.process(signal()).action == "placed"
     assert runner.process(signal()).action == "duplicate"
     assert executor(server, warehouse).process(signal()).action == "duplicate"  # after a restart
-    assert server.order_count() == 1
-
-
-def test_a_timeout_after_the_venue_accepted_gives_no_duplicate(server, warehouse) -> None:
-    server.inject("timeout_after_accept", path=CREATE)
-    runner = executor(server, warehouse)
-    decision = runner.process(signal())
-    assert decision.action == "placed"
-    assert decision.reason == "after lookup: filled"
-    assert server.order_count() == 1
-    assert runner.process(signal()).action == "duplicate"
-    assert server.order_count() == 1
-    assert len(server.recorded(CREATE)) == 1  # never resent blindly
-
-
-def test_a_duplicate_order_link_id_is_looked_up_not_resent(server, warehouse) -> None:
-    session_for(server).place_order(
-        category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.012",
-        orderLinkId=order_link_id_for("sig-1"), positionIdx=0,
-    )  # fmt: skip
-    decision = executor(server, warehouse).process(signal())
-    assert decision.action == "placed"
-    assert decision.reason == "after lookup: filled"
-    assert server.order_count() == 1
-    assert server.ret_codes(CREATE)[-1] == 110072
-
-
-def test_rate_limit_10006_is_waited_out_and_the_order_placed_once(server, warehouse) -> None:
-    server.inject("ratelimit", path=CREATE)
-    assert executor(server, warehouse).process(signal()).action == "placed"
-    assert server.ret_codes(CREATE) == [10006, 0]
     assert server.order_count() == 1
 
 
@@ -126,39 +144,13 @@ def test_a_halted_executor_places_nothing(server, warehouse) -> None:
     assert server.recorded(CREATE) == []
 
 
-def test_restart_reconciles_a_pending_order_with_the_venue(server, warehouse) -> None:
-    store = ExecutorStore(warehouse, "testnet")
-    olid = order_link_id_for("sig-9")
-    now = utc_now()
-    # A crash between persisting 'pending' and hearing back: the venue has the order.
-    store.save_order(order_link_id=olid, signal_id="sig-9", symbol="BTC", side="Buy", qty="0.010",
-                     status="pending", leverage=1, created_at=now, updated_at=now)  # fmt: skip
-    session_for(server).place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
-                                    qty="0.010", orderLinkId=olid, positionIdx=0)  # fmt: skip
-    report = executor(server, warehouse).start(["BTC"], 1)
-    assert report.resolved == {olid: "filled"}
-    assert report.positions.keys() == {"BTCUSDT"}
-    assert report.positions["BTCUSDT"].startswith("long 0.01")
-    assert store.order(olid)["status"] == "filled"
-    assert executor(server, warehouse).process(signal("sig-9")).action == "duplicate"
-    assert server.order_count() == 1
-
-
-def test_start_up_switches_to_one_way_mode(server, warehouse) -> None:
-    server.set_position_mode(HEDGE)
-    executor(server, warehouse).start(["BTC", "ETH"], 2)
-    assert server.position_mode("BTCUSDT") == ONE_WAY
-    assert server.leverage("ETHUSDT") == (Decimal(2), Decimal(2))
-    executor(server, warehouse).start(["BTC"], 2)  # 110025 / 110043 on repeat are not errors
-
-
 def test_orders_below_min_notional_are_rejected_before_the_venue(server, warehouse) -> None:
     decision = executor(server, warehouse).process(signal(qty=0.00001))
     assert decision.action == "rejected"
     assert server.recorded(CREATE) == []
 
 
-def test_stale_signals_are_rejected(server, warehouse) -> None:
+def test_stale_signals_are_skipped(server, warehouse) -> None:
     old = signal(created_at=datetime(2026, 1, 1, tzinfo=UTC))
     assert executor(server, warehouse).process(old).action == "skipped"
     assert server.order_count() == 0
@@ -178,7 +170,354 @@ def test_venue_errors_never_carry_the_api_key(server, warehouse) -> None:
     assert server.api_key not in str(caught.value)
 
 
-def test_an_unlisted_symbol_does_not_stop_start_up(server, warehouse) -> None:
+def test_an_unlisted_coin_does_not_stop_start_up_and_is_rejected_with_a_reason(
+    server, warehouse
+) -> None:
     runner = executor(server, warehouse)
-    runner.start(["PEPE", "BTC"], 2)
+    runner.start(["NOPE", "BTC"], 2)
     assert server.leverage("BTCUSDT") == (Decimal(2), Decimal(2))
+    nope = replace(signal(), signal_id="n", symbol="NOPE")
+    decision = runner.process(nope)
+    assert decision.action == "rejected"
+    assert "Bybit lists no trading USDT perpetual for NOPE" in decision.reason
+
+
+# -- unknown outcomes are looked up, never assumed (point 1) --------------------------------------
+
+
+def test_a_timeout_after_the_venue_accepted_gives_no_duplicate(server, warehouse) -> None:
+    server.inject("timeout_after_accept", path=CREATE)
+    runner = executor(server, warehouse)
+    decision = runner.process(signal())
+    assert decision.action == "placed"
+    assert decision.reason.startswith("Buy 0.012 BTCUSDT filled at 65,000 (found by orderLinkId")
+    assert "ReadTimeout" in decision.reason
+    assert server.order_count() == 1
+    assert runner.process(signal()).action == "duplicate"
+    assert server.order_count() == 1
+    assert len(server.recorded(CREATE)) == 1  # never resent blindly
+
+
+@pytest.mark.parametrize("code", ["10000", "10016"])
+def test_10000_and_10016_after_accepting_are_looked_up_not_rejected(
+    server, warehouse, code: str
+) -> None:
+    server.inject(f"retcode_after_accept:{code}", path=CREATE)
+    decision = executor(server, warehouse).process(signal())
+    assert decision.action == "placed"
+    assert f"retCode {code}" in decision.reason
+    assert row(warehouse)["status"] == "filled"
+    assert len(server.recorded(CREATE)) == 1
+
+
+def test_10016_without_an_order_is_unconfirmed_then_never_placed_after_its_deadline(
+    server, warehouse
+) -> None:
+    clock = Clock()
+    server.inject("retcode:10016", path=CREATE)
+    runner = executor(server, warehouse, clock=clock)
+    decision = runner.process(signal())
+    assert decision.action == "unconfirmed"
+    assert "not visible at Bybit after" in decision.reason
+    assert "recv_window" in decision.reason
+    assert "clock runs" in decision.reason
+    assert row(warehouse)["status"] == "unconfirmed"
+    again = runner.process(signal())  # a redelivery within the deadline: still unknown
+    assert again.action == "unconfirmed"
+    clock.shift = timedelta(seconds=30)  # past recv_window + grace: it can no longer appear
+    assert runner.process(signal()).action == "duplicate"
+    assert row(warehouse)["status"] == "not_placed"
+    assert "past its acceptance deadline" in row(warehouse)["reason"]
+    assert server.order_count() == 0
+    assert len(server.recorded(CREATE)) == 1
+
+
+def test_a_network_error_while_setting_leverage_defers_and_the_redelivery_places(
+    server, warehouse
+) -> None:
+    server.inject("drop_before", path=LEVERAGE)
+    runner = executor(server, warehouse)
+    first = runner.process(signal())
+    assert first.action == "deferred"
+    assert "leverage of BTCUSDT unknown" in first.reason
+    assert row(warehouse)["status"] == "deferred"
+    assert server.recorded(CREATE) == []
+    second = runner.process(signal())  # decided afresh, same orderLinkId
+    assert second.action == "placed"
+    assert server.order_count() == 1
+
+
+def test_a_bybit_error_on_the_lookup_after_submit_keeps_looking(server, warehouse) -> None:
+    server.inject("timeout_after_accept", path=CREATE)
+    server.inject("retcode:10016", "http502", path=REALTIME)
+    decision = executor(server, warehouse, confirm_seconds=3.0).process(signal())
+    assert decision.action == "placed"
+    assert row(warehouse)["status"] == "filled"
+
+
+@pytest.mark.parametrize("path", [CREATE, "/v5/market/tickers", POSITIONS, REALTIME])
+def test_a_rate_limit_on_any_call_is_waited_out(server, warehouse, path: str) -> None:
+    server.inject("ratelimit", "ratelimit", path=path)
+    assert executor(server, warehouse).process(signal()).action == "placed"
+    assert server.ret_codes(path)[:2] == [10006, 10006]
+    assert server.order_count() == 1
+
+
+def test_a_rate_limit_past_patience_defers_never_rejects(server, warehouse) -> None:
+    server.inject(*["ratelimit"] * 40, path=CREATE)
+    runner = executor(server, warehouse, rate_limit_patience_seconds=0.3)
+    decision = runner.process(signal())
+    assert decision.action == "deferred"
+    assert "10006" in decision.reason
+    assert row(warehouse)["status"] == "deferred"
+    server._faults.clear()
+    assert runner.process(signal()).action == "placed"
+
+
+def test_restart_reconciles_a_pending_order_with_the_venue(server, warehouse) -> None:
+    store = ExecutorStore(warehouse, "testnet")
+    olid = order_link_id_for("sig-9")
+    now = utc_now()
+    # A crash between persisting 'pending' and hearing back: the venue has the order.
+    store.save_order(order_link_id=olid, signal_id="sig-9", symbol="BTC", side="Buy", qty="0.010",
+                     status="pending", leverage=1, created_at=now, updated_at=now)  # fmt: skip
+    session_for(server).place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                                    qty="0.010", orderLinkId=olid, positionIdx=0)  # fmt: skip
+    report = executor(server, warehouse).start(["BTC"], 1)
+    assert report.resolved == {olid: "filled"}
+    assert report.positions == {"BTCUSDT": "long 0.01 @ 65,000"}
+    assert store.order(olid)["status"] == "filled"
+    assert executor(server, warehouse).process(signal("sig-9")).action == "duplicate"
+    assert server.order_count() == 1
+
+
+# -- asynchronous creation (point 2) --------------------------------------------------------------
+
+
+def test_an_order_that_shows_up_late_is_polled_for_with_its_order_id(server, warehouse) -> None:
+    server.visibility_delay = 0.3
+    decision = executor(server, warehouse, confirm_seconds=2.0).process(signal())
+    assert decision.action == "placed"
+    lookups = server.recorded(REALTIME)
+    assert len(lookups) >= 2  # the first lookups found nothing yet
+    (order,) = server.orders.values()
+    assert {r.params.get("orderId") for r in lookups} == {order["orderId"]}
+
+
+def test_an_order_invisible_past_the_poll_budget_is_unconfirmed_then_resolved_at_start_up(
+    server, warehouse
+) -> None:
+    server.visibility_delay = 1.0
+    runner = executor(server, warehouse, confirm_seconds=0.3)
+    decision = runner.process(signal())
+    assert decision.action == "unconfirmed"
+    assert "may still appear" in decision.reason
+    server.visibility_delay = 0.0
+    report = executor(server, warehouse).start(["BTC"], 3)
+    assert report.resolved == {order_link_id_for("sig-1"): "filled"}
+    assert runner.process(signal()).action == "duplicate"
+    assert server.order_count() == 1
+
+
+def test_the_acceptance_deadline_counts_the_venues_clock_lead(server) -> None:
+    server.clock_offset_ms = 2_000  # Bybit's clock runs 2 s ahead of ours
+    broker = BybitBroker(session_for(server), "testnet", visibility_grace_seconds=0.0)
+    sent = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    deadline = broker.acceptance_deadline(sent)
+    assert broker.clock_offset_ms == pytest.approx(2_000, abs=150)
+    # recv_window 5 s, less the 2 s the venue is ahead: it stops accepting 3 s after signing.
+    assert (deadline - sent).total_seconds() == pytest.approx(3.0, abs=0.15)
+
+
+# -- fills from cumExecQty (point 3) ---------------------------------------------------------------
+
+
+def test_a_partial_fill_is_recorded_as_such(server, warehouse) -> None:
+    server.liquidity["BTCUSDT"] = Decimal("0.005")
+    decision = executor(server, warehouse).process(signal())
+    assert decision.action == "placed"
+    assert decision.reason == (
+        "Buy 0.012 BTCUSDT: 0.005 filled at 65,000, the rest cancelled by the venue "
+        "(Bybit: PartiallyFilledCanceled)"
+    )
+    stored = row(warehouse)
+    assert (stored["status"], stored["qty"], stored["filled_qty"]) == (
+        "partially_filled", "0.012", "0.005"
+    )  # fmt: skip
+    assert server.position("BTCUSDT")["size"] == "0.005"
+
+
+def test_a_market_order_cancelled_with_nothing_filled_is_not_placed(server, warehouse) -> None:
+    server.liquidity["BTCUSDT"] = Decimal(0)
+    runner = executor(server, warehouse)
+    decision = runner.process(signal())
+    assert decision.action == "not_filled"
+    assert "cancelled by the venue with nothing filled (Bybit: Cancelled)" in decision.reason
+    assert row(warehouse)["status"] == "cancelled"
+    assert runner.book() == {}
+
+
+def test_a_duplicate_order_link_id_is_looked_up_not_resent(server, warehouse) -> None:
+    """An earlier attempt (that died before writing anything) had sent it; nothing filled."""
+    server.liquidity["BTCUSDT"] = Decimal(0)
+    session_for(server).place_order(
+        category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.012",
+        orderLinkId=order_link_id_for("sig-1"), positionIdx=0,
+    )  # fmt: skip
+    decision = executor(server, warehouse).process(signal())
+    assert decision.action == "not_filled"
+    assert "duplicate orderLinkId (110072)" in decision.reason
+    assert server.order_count() == 1
+    assert server.ret_codes(CREATE)[-1] == 110072
+
+
+def test_an_order_the_venue_already_filled_is_recorded_not_skipped(server, warehouse) -> None:
+    session_for(server).place_order(
+        category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.012",
+        orderLinkId=order_link_id_for("sig-1"), positionIdx=0,
+    )  # fmt: skip
+    decision = executor(server, warehouse).process(signal())
+    assert decision.action == "placed"
+    assert "found at the venue by orderLinkId" in decision.reason
+    assert row(warehouse)["status"] == "filled"
+    assert len(server.recorded(CREATE)) == 1  # only the earlier attempt's
+
+
+# -- lists, caps, formats (point 4) ---------------------------------------------------------------
+
+
+def test_positions_are_read_across_pages(server, warehouse) -> None:
+    for i in range(205):
+        symbol = f"C{i:03d}USDT"
+        server.instruments[symbol] = make_instrument(
+            symbol, tick_size="0.01", qty_step="1", min_order_qty="1", max_order_qty="1000"
+        )
+        server.set_price(symbol, "10")
+        server.open_position(symbol, "Buy", "3", "10")
+    broker = BybitBroker(session_for(server), "testnet")
+    assert len(broker.positions()) == 205
+    pages = [r.params.get("cursor") for r in server.recorded(POSITIONS)]
+    assert pages == [None, "200"]  # pages of the largest size Bybit allows (200)
+
+
+def test_market_orders_are_capped_by_max_mkt_order_qty(server, warehouse) -> None:
+    limits = GuardLimits(max_order_notional_usd=1e9, max_symbol_notional_usd=1e9)
+    broker = BybitBroker(session_for(server), "testnet", confirm_seconds=0.5)
+    runner = Executor(broker, ExecutorStore(warehouse, "testnet"), limits)
+    decision = runner.process(signal(qty=150.0))
+    assert decision.action == "placed"
+    assert decision.reason.endswith("; capped from 150.000 to maxMktOrderQty 119.000")
+    assert server.orders[order_link_id_for("sig-1")]["qty"] == "119.000"
+
+
+def test_quantities_and_prices_go_out_as_plain_decimals(server, warehouse) -> None:
+    """1000PEPEUSDT has a tick of 1E-7: a float or Decimal printed as is would say so."""
+    decision = executor(server, warehouse).process(signal(symbol="PEPE", qty=20_000_000))
+    assert decision.action == "placed"
+    (sent,) = server.recorded(CREATE)
+    for name in ("qty", "takeProfit", "stopLoss"):
+        assert "E" not in sent.params[name].upper(), sent.params
+    assert sent.params["stopLoss"] == "0.0184300"
+
+
+# -- multipliers (point 5) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("coin", "symbol", "qty", "entry_scale"),
+    [("PEPE", "1000PEPEUSDT", "20000", 1000), ("SHIB", "SHIB1000USDT", "16660", 1000)],
+)
+def test_coins_trade_on_their_multiplied_instruments(
+    server, warehouse, coin: str, symbol: str, qty: str, entry_scale: int
+) -> None:
+    coin_qty = {"PEPE": 20_000_000, "SHIB": 16_666_666}[coin]
+    decision = executor(server, warehouse).process(signal(symbol=coin, qty=coin_qty))
+    assert decision.action == "placed"
+    order = server.orders[order_link_id_for("sig-1")]
+    assert (order["symbol"], order["qty"]) == (symbol, qty)  # coins / 1000, to the qtyStep
+    entry = signal(symbol=coin).entry * entry_scale
+    assert float(order["takeProfit"]) == pytest.approx(entry * 1.075, rel=1e-4)
+    assert row(warehouse)["venue_symbol"] == symbol
+
+
+def test_a_scale_mismatch_between_coin_and_instrument_is_caught_before_trading(
+    server, warehouse
+) -> None:
+    server.set_price("1000PEPEUSDT", "0.0000190")  # quoted per coin, not per 1,000: 1000x off
+    decision = executor(server, warehouse).process(signal(symbol="PEPE", qty=20_000_000))
+    assert decision.action == "skipped"
+    assert "from the signal entry" in decision.reason
+    assert server.order_count() == 0
+
+
+# -- one trade idea, one position (point 6) --------------------------------------------------------
+
+
+def test_a_new_signal_on_an_open_position_is_skipped_in_either_direction(server, warehouse) -> None:
+    runner = executor(server, warehouse)
+    assert runner.process(signal("a")).action == "placed"
+    same = runner.process(signal("b"))
+    assert same.action == "skipped"
+    assert same.reason == "already long 0.012 BTCUSDT @ 65,000: one trade idea, one position"
+    opposite = runner.process(signal("c", side="short"))
+    assert opposite.action == "skipped"
+    assert "Helix neither flips nor hedges" in opposite.reason
+    assert server.order_count() == 1
+    assert runner.book() == {"BTCUSDT": "long 0.012 @ 65,000"}
+
+
+def test_a_position_opened_by_hand_also_counts(server, warehouse) -> None:
+    server.open_position("ETHUSDT", "Sell", "1.5", "3210.50")
+    decision = executor(server, warehouse).process(signal(symbol="ETH", qty=1.0))
+    assert decision.action == "skipped"
+    assert decision.reason.startswith("opposite to the open short 1.5 ETHUSDT @ 3,210.5")
+
+
+def test_a_signal_waits_while_an_order_for_its_symbol_is_unconfirmed(server, warehouse) -> None:
+    server.inject("retcode:10016", path=CREATE)
+    runner = executor(server, warehouse)
+    assert runner.process(signal("a")).action == "unconfirmed"
+    decision = runner.process(signal("b"))
+    assert decision.action == "skipped"
+    assert decision.reason == (
+        f"order {order_link_id_for('a')} for BTC is still unconfirmed: one trade idea, one position"
+    )
+
+
+# -- position modes (point 7) ---------------------------------------------------------------------
+
+
+def test_start_up_switches_to_one_way_mode(server, warehouse) -> None:
+    server.set_position_mode(HEDGE)
+    executor(server, warehouse).start(["BTC", "ETH"], 2)
+    assert server.position_mode("BTCUSDT") == ONE_WAY
+    assert server.leverage("ETHUSDT") == (Decimal(2), Decimal(2))
+    executor(server, warehouse).start(["BTC"], 2)  # 110025 / 110043 on repeat are not errors
+
+
+def test_a_symbol_that_kept_hedge_mode_is_traded_with_its_position_idx(server, warehouse) -> None:
+    server.set_position_mode(HEDGE)
+    # A resting order placed by hand keeps ETHUSDT in hedge mode when USDT switches.
+    session_for(server).place_order(
+        category="linear", symbol="ETHUSDT", side="Buy", orderType="Limit", qty="0.10",
+        price="2500.00", orderLinkId="by-hand", positionIdx=1,
+    )  # fmt: skip
+    runner = executor(server, warehouse)
+    runner.start(["BTC", "ETH"], 2)
+    assert server.position_mode("ETHUSDT") == HEDGE  # Bybit answered OK all the same
+    assert server.position_mode("BTCUSDT") == ONE_WAY
+    decision = runner.process(signal(symbol="ETH", qty=1.0, side="short"))
+    assert decision.action == "placed"
+    (sent,) = server.recorded(CREATE)[1:]
+    assert sent.params["positionIdx"] == 2  # hedge mode: the short side's index
+
+
+def test_instruments_come_from_the_whole_listing(server, warehouse) -> None:
+    for i in range(600):
+        symbol = f"Z{i:03d}USDT"
+        server.instruments[symbol] = {**DEFAULT_INSTRUMENTS["BTCUSDT"], "symbol": symbol,
+                                      "baseCoin": symbol[:-4]}  # fmt: skip
+    broker = BybitBroker(session_for(server), "testnet")
+    assert broker.instrument("Z599").symbol == "Z599USDT"
+    assert broker.instrument("BTC").symbol == "BTCUSDT"
+    assert len(server.recorded("/v5/market/instruments-info")) == 1  # 607 rows, one 1000-row page

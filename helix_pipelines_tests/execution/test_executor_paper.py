@@ -93,7 +93,7 @@ def test_a_restarted_executor_still_never_repeats_an_order(warehouse: Warehouse)
     rig.executor().process(signal())
     restarted = rig.executor()
     report = restarted.start(["BTC"])
-    assert report.positions == {"BTC": "long 0.02 @ 100000.0"}
+    assert report.positions == {"BTC": "long 0.02 @ 100,000"}
     assert restarted.process(signal()).action == "duplicate"
     assert rig.fills().height == 1
 
@@ -192,3 +192,21 @@ def test_a_position_without_a_recent_price_does_not_stop_trading(warehouse: Ware
     assert executor.broker.housekeeping() == []
     assert float(executor.broker.equity()) == pytest.approx(10_000.0)  # valued at entry
     assert executor.process(signal("s2")).action == "placed"
+
+
+def test_one_trade_idea_one_position_whichever_the_direction(warehouse: Warehouse) -> None:
+    rig = Rig(warehouse)
+    executor = rig.executor()
+    assert executor.process(signal("s1")).action == "placed"
+    again = executor.process(signal("s2"))  # the same idea under a new id (a later refresh)
+    assert again.action == "skipped"
+    assert again.reason == "already long 0.02 BTC @ 100,000: one trade idea, one position"
+    flip = executor.process(signal("s3", side="short"))
+    assert flip.action == "skipped"
+    assert flip.reason.startswith("opposite to the open long 0.02 BTC @ 100,000")
+    assert rig.fills().height == 1
+    assert executor.book() == {"BTC": "long 0.02 @ 100,000"}
+    rig.prices["BTC"] = 105_500.0  # the take-profit closes it: the symbol is free again
+    assert executor.broker.housekeeping() == ["BTC take-profit at 105000"]
+    rig.prices["BTC"] = 100_000.0
+    assert executor.process(signal("s4")).action == "placed"

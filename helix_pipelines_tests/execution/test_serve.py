@@ -16,6 +16,7 @@ from helix_pipelines.clock import utc_now
 from helix_pipelines.execution.brokers import PaperBroker
 from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.guard import GuardLimits
+from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.execution.serve import serve
 from helix_pipelines.execution.store import ExecutorStore
 from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
@@ -130,3 +131,38 @@ def test_invalid_signals_are_dropped_with_a_log_line(tmp_path: Path, prefix: str
     assert executor.broker.warehouse.read_table("paper_fills").height == 0
     publisher.close()
     consumer.close()
+
+
+def test_an_unconfirmed_order_stays_on_the_stream_and_is_looked_up_on_redelivery(
+    tmp_path: Path, prefix: str
+) -> None:
+    """The venue may hold the order: the entry is not acknowledged, comes back once idle, and
+    the redelivery looks the order up (here: found), after which it is acknowledged."""
+    from helix_pipelines.execution.brokers import OrderOutcomeUnknown
+
+    executor = paper_executor(tmp_path)
+    broker = executor.broker
+    real_submit = broker.submit
+    outcomes = iter([OrderOutcomeUnknown("not visible yet")])
+
+    def submit_then_vanish(order):
+        real_submit(order)  # the venue has it ...
+        raise next(outcomes)  # ... but the answer was lost
+
+    broker.submit = submit_then_vanish  # type: ignore[method-assign]
+    publisher = SignalPublisher(REDIS_URL, key_prefix=prefix)
+    consumer = SignalConsumer(
+        REDIS_URL, "executor", "only", key_prefix=prefix, block_ms=100, claim_idle_ms=200
+    )
+    publisher.publish([signal_row("s1")])
+    thread, stop = run_in_thread(executor, consumer)
+    try:
+        wait_for(lambda: executor.store.order(order_link_id_for("s1")) is not None)
+        wait_for(lambda: executor.store.order(order_link_id_for("s1"))["status"] == "filled")
+        wait_for(lambda: consumer.pending() == 0)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    decisions = executor.store.warehouse.read_table("executor_decisions").sort("decided_at")
+    assert decisions["action"].to_list() == ["unconfirmed", "duplicate"]
+    assert decisions["reason"][1] == "already handled: filled"

@@ -61,6 +61,7 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
         "004_analytics_tables",
         "005_executor_tables",
         "006_real_payload_facts",
+        "007_executor_fills",
     ]
     assert first.timescale is False
     assert first.skipped_timescale == [
@@ -179,15 +180,16 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
             "004_analytics_tables",
             "005_executor_tables",
             "006_real_payload_facts",
+            "007_executor_fills",
         ],
     ]
 
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004", "005", "006"]
-    assert [m.timescale_only for m in migrations] == [False, True, True, False, False, False]
-    assert [m.transactional for m in migrations] == [True, True, False, True, True, True]
+    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004", "005", "006", "007"]
+    assert [m.timescale_only for m in migrations] == [False, True, True, False, False, False, False]
+    assert [m.transactional for m in migrations] == [True, True, False, True, True, True, True]
     assert all(m.statements for m in migrations)
 
 
