@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from helix_pipelines.analytics.pipeline import analyze
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
 from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.normalize import normalize_payload
 
 NOW = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
@@ -35,11 +36,23 @@ def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
                     snapshot = normalize_payload(sandbox.payload(request), request, moment)
                     ledger.append({**snapshot.ledger.as_dict(), "recency": recency})
                     cells.append(
-                        snapshot.cells.select("snapshot_id", "candle_ts", "price", "liq_usd")
+                        snapshot.cells.select(
+                            "snapshot_id", "x_index", "candle_ts", "price", "liq_usd"
+                        )
                     )
                     candles.append(snapshot.candles)
     latest = pl.DataFrame(ledger).select(
-        "snapshot_id", "fetched_at", "scope", "exchange", "symbol", "model", "range", "recency"
+        "snapshot_id",
+        "fetched_at",
+        "scope",
+        "exchange",
+        "symbol",
+        "model",
+        "range",
+        "x_axis",
+        "first_candle_ts",
+        "last_candle_ts",
+        "recency",
     )
     all_candles = pl.concat(candles).unique(
         ["scope", "exchange", "symbol", "range", "ts"], keep="last"
@@ -64,7 +77,7 @@ def main() -> None:
     print(
         f"analytics_throughput symbols={args.symbols} snapshots={snapshots} (current + previous) "
         f"cells={cells.height:,} clusters={result.clusters.height} zones={result.zones.height} "
-        f"signals={result.signals.height}"
+        f"signals={len(result.signals)}"
     )
     print(
         f"analytics_throughput cpu_seconds={best:.2f} snapshots_per_cpu_second={snapshots / best:.1f} "

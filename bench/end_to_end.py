@@ -26,22 +26,22 @@ from pathlib import Path
 
 from bench.pg import scratch_database
 from helix_pipelines.coinglass.client import CoinGlassClient
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
 from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot, UniverseMember
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps import normalize as normalize_module
 from helix_pipelines.heatmaps.archive import ParquetArchive
-from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
-from helix_pipelines.ingest import ingest_heatmaps
-from helix_pipelines.warehouse.base import StoreResult, UniverseMember
-from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
-from helix_pipelines_tests.fakes.coinglass_server import FakeCoinGlassServer
+from helix_pipelines.services.ingest import ingest_heatmaps
+from helix_pipelines.testing.coinglass_server import FakeCoinGlassServer
+from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
+from helix_pipelines.warehouse.postgres_db import PostgresDatabase
 
 KEY = "bench-key"
 SPENT: dict[str, float] = defaultdict(float)
 
 
-class TimedWarehouse(PostgresWarehouse):
+class TimedStore(HeatmapStore):
     def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
         start = time.perf_counter()
         try:
@@ -124,13 +124,14 @@ def main() -> None:
     server_process.start()
     base_url = ready.get(timeout=120)
 
-    import helix_pipelines.ingest as ingest_module
+    import helix_pipelines.services.ingest as ingest_module
 
     ingest_module.normalize_payload = _timed_normalize()  # type: ignore[assignment]
     members = [UniverseMember("coin", "", s, i) for i, s in enumerate(symbols, 1)]
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
-        warehouse = TimedWarehouse(dsn)
-        warehouse.ensure_schema()
+        database = PostgresDatabase(dsn)
+        database.migrate()
+        store = TimedStore(database)
         archive = TimedArchive(Path(tmp) / "archive")
         quarantine = QuarantineStore(Path(tmp) / "quarantine")
 
@@ -141,7 +142,7 @@ def main() -> None:
                     for range_ in RANGES:
                         report = await ingest_heatmaps(
                             client,
-                            warehouse,
+                            store,
                             archive,
                             quarantine,
                             members,
@@ -156,7 +157,7 @@ def main() -> None:
         start = time.perf_counter()
         loaded = asyncio.run(run_all())
         elapsed = time.perf_counter() - start
-        warehouse.close()
+        database.close()
     stop.set()
     server_process.join(timeout=10)
     print(

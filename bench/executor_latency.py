@@ -24,16 +24,16 @@ from pathlib import Path
 import redis
 from pybit.unified_trading import HTTP
 
-from helix_pipelines.bus.signals import SignalConsumer, SignalPublisher
-from helix_pipelines.clock import utc_now
+from helix_pipelines.bus.consumer import SignalConsumer
+from helix_pipelines.bus.publisher import SignalPublisher
 from helix_pipelines.execution.bybit import BybitBroker
 from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.orders import order_link_id_for
-from helix_pipelines.execution.serve import serve
-from helix_pipelines.execution.store import ExecutorStore
-from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines_tests.fakes.bybit_server import FakeBybitServer, make_instrument
+from helix_pipelines.services.serve import serve
+from helix_pipelines.testing.bybit_server import FakeBybitServer, make_instrument
+from helix_pipelines.testing.signals import make_signal
+from helix_pipelines.testing.warehouses import duckdb_warehouse
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CREATE = "/v5/order/create"
@@ -58,13 +58,12 @@ def main() -> None:
         session = HTTP(testnet=True, api_key=server.api_key, api_secret=server.api_secret, timeout=5,
                        max_retries=2, retry_delay=0, force_retry=False, retry_codes={10002})  # fmt: skip
         session.endpoint = server.endpoint
-        warehouse = DuckDBWarehouse(Path(tmp) / "helix.duckdb")
-        warehouse.ensure_schema()
+        warehouse = duckdb_warehouse(Path(tmp) / "helix.duckdb")
         limits = GuardLimits(
             max_open_positions=100, max_order_notional_usd=1e9, max_symbol_notional_usd=1e12
         )
         executor = Executor(
-            BybitBroker(session, "testnet"), ExecutorStore(warehouse, "testnet"), limits
+            BybitBroker(session, "testnet"), warehouse.executor_store("testnet"), limits
         )
         executor.start(coins, 1)
         publisher = SignalPublisher(REDIS_URL, key_prefix=prefix)
@@ -74,12 +73,10 @@ def main() -> None:
         thread.start()
         for i, coin in enumerate(coins):
             signal_id = f"bench-{i}"
-            row = {"signal_id": signal_id, "schema_version": 1, "symbol": coin, "side": "long",
-                   "entry": 65_000.0, "stop_loss": 63_000.0, "take_profit": 70_000.0, "qty": 0.01,
-                   "leverage": 1, "created_at": utc_now().isoformat()}  # fmt: skip
+            signal = make_signal(signal_id, coin, entry=65_000.0, qty=0.01, leverage=1)
             time.sleep(0.05)  # the loop is idle, blocked in XREADGROUP, when the signal lands
             published = time.time()
-            publisher.publish([row])
+            publisher.publish([signal])
             olid = order_link_id_for(signal_id)
             deadline = time.monotonic() + 10
             while not (
@@ -95,6 +92,7 @@ def main() -> None:
         thread.join(timeout=5)
         publisher.close()
         consumer.close()
+        warehouse.close()
         client = redis.Redis.from_url(REDIS_URL)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:

@@ -33,10 +33,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from helix_pipelines.coinglass.client import CoinGlassClient
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
 from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.coinglass.ratelimit import RateLimiter
-from helix_pipelines_tests.fakes.coinglass_server import (
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
+from helix_pipelines.testing.coinglass_server import (
     DEFAULT_API_KEY,
     DEFAULT_COINS,
     FakeCoinGlassServer,

@@ -2,7 +2,7 @@
 
 Same rows, same table, same database, measured side by side:
   - baseline: `psql -c "\\copy liquidation_data_raw FROM file CSV"` of every cell;
-  - ours: `PostgresWarehouse.store_snapshots` of the same snapshots (ledger + cells + candles,
+  - ours: `HeatmapStore.store_snapshots` on PostgreSQL of the same snapshots (ledger + cells + candles,
     one transaction per batch of 25), including building its COPY buffers;
   - replay: the same call again (every snapshot known): its cost as a ratio of the first load;
   - COPY variants for the cells, to justify the loader's choice: psycopg `write_row` in text and
@@ -26,12 +26,13 @@ import polars as pl
 import psycopg
 
 from bench.pg import scratch_database
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
 from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
-from helix_pipelines.heatmaps.contracts import CELLS_SCHEMA
-from helix_pipelines.heatmaps.normalize import NormalizedSnapshot, normalize_payload
-from helix_pipelines.warehouse.copy_binary import HEADER, TRAILER, cells_buffer
-from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
+from helix_pipelines.contracts.heatmaps import CELLS_SCHEMA, HeatmapRequest, NormalizedSnapshot
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
+from helix_pipelines.heatmaps.normalize import normalize_payload
+from helix_pipelines.warehouse.copy_binary import HEADER, TRAILER, rows_buffer
+from helix_pipelines.warehouse.heatmap_store import HeatmapStore
+from helix_pipelines.warehouse.postgres_db import PostgresDatabase
 
 COLUMNS = ", ".join(f'"{c}"' for c in CELLS_SCHEMA)
 BATCH = 25
@@ -73,7 +74,7 @@ def copy_variant(dsn: str, name: str, cells: list[pl.DataFrame]) -> float:
         elif name == "write_row_binary":
             with cur.copy(statement + " (FORMAT BINARY)") as copy:
                 copy.set_types(["text", "timestamptz", "text", "text", "text", "int2", "text",
-                                "timestamptz", "float8", "float8"])  # fmt: skip
+                                "timestamptz", "float8", "float8", "int4"])  # fmt: skip
                 for frame in cells:
                     for row in frame.iter_rows():
                         copy.write_row(row)
@@ -87,7 +88,7 @@ def copy_variant(dsn: str, name: str, cells: list[pl.DataFrame]) -> float:
             with cur.copy(statement + " (FORMAT BINARY)") as copy:
                 copy.write(HEADER)
                 for frame in cells:
-                    copy.write(cells_buffer(frame))
+                    copy.write(rows_buffer(frame))
                 copy.write(TRAILER)
         conn.commit()
         return time.perf_counter() - start
@@ -103,8 +104,9 @@ def main() -> None:
     rows = sum(s.cells.height for s in batch)
     print(f"loader_vs_psql_copy snapshots={len(batch)} cells={rows:,}")
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
-        warehouse = PostgresWarehouse(dsn)
-        warehouse.ensure_schema()
+        database = PostgresDatabase(dsn)
+        database.migrate()
+        store = HeatmapStore(database)
         csv_path = Path(tmp) / "cells.csv"
         pl.concat([s.cells for s in batch]).write_csv(csv_path)
         copy_command = (
@@ -115,7 +117,7 @@ def main() -> None:
         def load_all() -> int:
             """Store every batch; returns the cells added."""
             return sum(
-                warehouse.store_snapshots(batch[i : i + BATCH]).cells_added
+                store.store_snapshots(batch[i : i + BATCH]).cells_added
                 for i in range(0, len(batch), BATCH)
             )
 
@@ -152,7 +154,7 @@ def main() -> None:
             print(
                 f"loader_vs_psql_copy variant={name} rows={subset_rows:,} rows_per_s={subset_rows / seconds:,.0f}"
             )
-        warehouse.close()
+        database.close()
 
 
 if __name__ == "__main__":

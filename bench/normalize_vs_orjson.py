@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 from helix_pipelines.heatmaps.normalize import normalize_payload
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from helix_pipelines.coinglass.errors import CoinGlassAuthError, CoinGlassServerError
+from helix_pipelines.contracts.heatmaps import UniverseMember
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
-from helix_pipelines.ingest import IngestReport, ingest_heatmaps
-from helix_pipelines.warehouse.base import UniverseMember
-from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
+from helix_pipelines.services.ingest import IngestReport, ingest_heatmaps
+from helix_pipelines.testing.payloads import encode, v4_document
+from helix_pipelines.testing.sources import ScriptedSource
+from helix_pipelines.testing.warehouses import duckdb_warehouse, rows
 from helix_pipelines_tests.heatmaps.test_normalize import QUARANTINE_CASES
-from helix_pipelines_tests.payloads import encode, v4_document
-from helix_pipelines_tests.sources import ScriptedSource
 
 # One symbol per kind of bad payload the issue names, plus healthy symbols around them.
 BAD = {
@@ -33,8 +33,7 @@ GOOD = {"BTC": encode(v4_document()), "ETH": encode(v4_document(n_candles=6))}
 
 class Stores:
     def __init__(self, root: Path) -> None:
-        self.warehouse = DuckDBWarehouse(root / "helix.duckdb")
-        self.warehouse.ensure_schema()
+        self.warehouse = duckdb_warehouse(root / "helix.duckdb")
         self.archive = ParquetArchive(root / "archive")
         self.quarantine = QuarantineStore(root / "quarantine")
 
@@ -43,7 +42,7 @@ class Stores:
         return asyncio.run(
             ingest_heatmaps(
                 source,
-                self.warehouse,
+                self.warehouse.heatmaps,
                 self.archive,
                 self.quarantine,
                 members,
@@ -54,10 +53,7 @@ class Stores:
         )
 
     def count(self, sql: str) -> int:
-        with self.warehouse.connect() as con:
-            row = con.execute(sql).fetchone()
-        assert row is not None
-        return int(row[0])
+        return int(rows(self.warehouse, sql)[0][0])
 
 
 @pytest.fixture
@@ -138,7 +134,7 @@ def test_preview_snapshot_is_kept_even_when_unchanged(stores: Stores) -> None:
 
 def test_progress_is_logged_per_batch(stores: Stores, caplog: pytest.LogCaptureFixture) -> None:
     source = ScriptedSource({**GOOD, **BAD})
-    with caplog.at_level(logging.INFO, logger="helix_pipelines.ingest"):
+    with caplog.at_level(logging.INFO, logger="helix_pipelines.services.ingest"):
         stores.ingest(source, batch_size=5)
     progress = [r.getMessage() for r in caplog.records if "symbols done" in r.getMessage()]
     assert progress[-1] == "m3 3d: 11/11 symbols done (2 new, 0 unchanged, 9 quarantined, 0 failed)"

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from helix_pipelines.instruments import (
+from helix_pipelines.contracts.instruments import (
     VenueInstrument,
     instrument_for,
     map_to_coins,

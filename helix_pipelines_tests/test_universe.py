@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from helix_pipelines.universe import UniverseError, UniverseSelection, resolve_universe
-from helix_pipelines.warehouse.base import UniverseMember
-from helix_pipelines_tests.sources import ScriptedSource
+from helix_pipelines.contracts.heatmaps import UniverseMember
+from helix_pipelines.services.universe import UniverseError, UniverseSelection, resolve_universe
+from helix_pipelines.testing.sources import ScriptedSource
 
 SOURCE = ScriptedSource({}, coins=["BTC", "ETH", "SOL", "XRP"])
 
@@ -55,7 +55,7 @@ def test_invalid_selections_are_clear_errors(selection: dict, message: str) -> N
 
 
 def test_pair_scope_picks_the_perpetual_among_dated_contracts_and_says_so() -> None:
-    from helix_pipelines.universe import perpetual_per_base
+    from helix_pipelines.services.universe import perpetual_per_base
 
     pairs = [
         {"instrument_id": "BTCUSD_250627", "base_asset": "BTC", "quote_asset": "USD"},

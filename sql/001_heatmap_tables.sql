@@ -1,5 +1,6 @@
--- Heatmap ledger, cells, candles and the symbol universe (DESIGN.md section 4).
--- Plain PostgreSQL; TimescaleDB features are layered on by the *.timescale.sql migrations.
+-- Heatmap ledger, cells, candles and the symbol universe (docs/architecture.md, "Tables").
+-- Portable SQL: PostgreSQL and DuckDB both run this file; TimescaleDB features are layered on
+-- by the *.timescale.sql migrations and PostgreSQL-only indexes by *.postgres.sql ones.
 
 CREATE TABLE IF NOT EXISTS heatmap_snapshots (
     snapshot_id        text PRIMARY KEY,
@@ -15,8 +16,14 @@ CREATE TABLE IF NOT EXISTS heatmap_snapshots (
     n_cells            integer,
     payload_sha256     text NOT NULL,
     source_update_time timestamptz,
-    status             text NOT NULL CHECK (status IN ('loaded', 'quarantined')),
-    reason             text
+    status             text NOT NULL CHECK (status IN ('loaded', 'quarantined', 'unavailable')),
+    reason             text,
+    x_columns          integer,
+    x_axis             text CHECK (x_axis IN ('candles', 'beyond_candles')),
+    candle_ts_unit     text CHECK (candle_ts_unit IN ('s', 'ms')),
+    first_candle_ts    timestamptz,
+    last_candle_ts     timestamptz,
+    source_extra       json
 );
 CREATE INDEX IF NOT EXISTS heatmap_snapshots_key_idx
     ON heatmap_snapshots (symbol, model, "range", fetched_at DESC);
@@ -29,16 +36,11 @@ CREATE TABLE IF NOT EXISTS liquidation_data_raw (
     symbol      text NOT NULL,
     model       smallint NOT NULL,
     "range"     text NOT NULL,
-    candle_ts   timestamptz NOT NULL,
+    candle_ts   timestamptz,
     price       double precision NOT NULL,
-    liq_usd     double precision NOT NULL
+    liq_usd     double precision NOT NULL,
+    x_index     integer
 );
--- Cells arrive in fetch order, one snapshot's rows contiguous, so a BRIN index on fetched_at
--- finds a snapshot's rows (given its fetched_at from the ledger) at almost no load cost. B-tree
--- indexes on this table were measured to cut COPY throughput from ~980k to ~460k rows/s (one)
--- and ~195k rows/s (two); see docs/performance.md.
-CREATE INDEX IF NOT EXISTS liquidation_data_raw_fetched_brin
-    ON liquidation_data_raw USING brin (fetched_at) WITH (pages_per_range = 16);
 
 CREATE TABLE IF NOT EXISTS heatmap_candles (
     scope      text NOT NULL,

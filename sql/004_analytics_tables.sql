@@ -1,4 +1,4 @@
--- Liquidation analytics outputs (helix_pipelines/analytics/tables.py holds the same contracts).
+-- Liquidation analytics outputs (helix_pipelines/contracts/tables.py holds the same contracts).
 -- Portable SQL: the embedded DuckDB warehouse runs this file too.
 
 CREATE TABLE IF NOT EXISTS liquidation_clusters (

@@ -1,4 +1,4 @@
--- Executor state (helix_pipelines/execution/tables.py holds the same contracts). Portable SQL:
+-- Executor state (helix_pipelines/contracts/tables.py holds the same contracts). Portable SQL:
 -- the embedded DuckDB warehouse runs this file too.
 
 CREATE TABLE IF NOT EXISTS executor_orders (

@@ -1,19 +1,16 @@
--- What real CoinGlass payloads do that the documentation does not say (REAL_API_FACTS):
---   * a key CoinGlass has no data for answers code 500 every time: ledger status 'unavailable';
---   * Model 3's x axis can run past the candle list: each cell keeps its column (x_index) and
---     gets no candle time when x is not a candle index (candle_ts null, the ledger says so);
---   * timestamps come in seconds or milliseconds; Model 2's legacy payload has extra keys.
+-- What real CoinGlass payloads do that the documentation does not say (docs/real-apis.md):
+-- keys with no data ('unavailable' ledger rows), an x axis past the candle list (cells keep
+-- x_index, candle_ts left null), seconds or milliseconds, legacy extra keys.
+-- Portable: brings ledgers and cell tables created before these columns up to date; a new
+-- database already has them from 001. The status CHECK is swapped in 008 (PostgreSQL only:
+-- DuckDB cannot alter constraints, and its new tables have the new one from 001).
 
-ALTER TABLE heatmap_snapshots DROP CONSTRAINT IF EXISTS heatmap_snapshots_status_check;
-ALTER TABLE heatmap_snapshots ADD CONSTRAINT heatmap_snapshots_status_check
-    CHECK (status IN ('loaded', 'quarantined', 'unavailable'));
-ALTER TABLE heatmap_snapshots
-    ADD COLUMN IF NOT EXISTS x_columns integer,
-    ADD COLUMN IF NOT EXISTS x_axis text CHECK (x_axis IN ('candles', 'beyond_candles')),
-    ADD COLUMN IF NOT EXISTS candle_ts_unit text CHECK (candle_ts_unit IN ('s', 'ms')),
-    ADD COLUMN IF NOT EXISTS first_candle_ts timestamptz,
-    ADD COLUMN IF NOT EXISTS last_candle_ts timestamptz,
-    ADD COLUMN IF NOT EXISTS source_extra json;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS x_columns integer;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS x_axis text;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS candle_ts_unit text;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS first_candle_ts timestamptz;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS last_candle_ts timestamptz;
+ALTER TABLE heatmap_snapshots ADD COLUMN IF NOT EXISTS source_extra json;
 -- The unavailable-range lookup of every ingest run: newest rows of one range.
 CREATE INDEX IF NOT EXISTS heatmap_snapshots_range_idx
     ON heatmap_snapshots ("range", fetched_at DESC);

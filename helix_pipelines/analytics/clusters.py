@@ -1,16 +1,17 @@
 """Liquidation clusters: bands of adjacent price levels where liquidations stack up.
 
-Detection on one profile (DESIGN: pure, no Dagster):
+Detection on one profile (pure, no Dagster):
   1. Robust spread of the profile: 1.4826 x MAD around the median (std when MAD is 0, as in
      sparse profiles), so a few huge levels do not hide the others.
   2. Peaks: local maxima whose prominence (height above the higher of the two surrounding
      valleys) is at least `min_prominence` x spread.
   3. Band of a peak: the contiguous levels above the peak's half-prominence line.
   4. Bands closer than `merge_atr` x ATR (of the snapshot's candles) merge into one cluster.
-Per cluster: side relative to the last close (above = short liquidations, below = long
-liquidations), price_lo / price_hi / peak_price, share of the profile total, z-score of the peak,
-distance in % and in ATR. Flags: magnet (largest share on its side within `magnet_max_distance_pct`)
-and swept (price traded through the band since the previous snapshot and its share fell).
+Per cluster: whose positions it would liquidate (`liquidated_side`: short above the last close,
+long below), price_lo / price_hi / peak_price, share of the profile total, z-score of the peak,
+distance in % and in ATR. Flags: magnet (largest share on its side within
+`magnet_max_distance_pct`) and swept (price traded through the band since the previous snapshot
+and its share fell).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from helix_pipelines.contracts.vocabulary import LiquidatedSide
 
 MAD_TO_SIGMA = 1.4826
 
@@ -34,7 +37,7 @@ class ClusterParams:
 @dataclass(frozen=True, slots=True)
 class Cluster:
     cluster_id: str
-    side: str  # 'short' (above the last close) or 'long' (below)
+    liquidated_side: LiquidatedSide  # short above the last close, long below
     price_lo: float
     price_hi: float
     peak_price: float
@@ -172,7 +175,7 @@ def _cluster(
     key = f"{snapshot_id}|{peak_price:.10g}"
     return Cluster(
         cluster_id=hashlib.sha256(key.encode()).hexdigest()[:24],
-        side="short" if peak_price > last_close else "long",
+        liquidated_side="short" if peak_price > last_close else "long",
         price_lo=float(prices[lo]),
         price_hi=float(prices[hi]),
         peak_price=peak_price,
@@ -190,7 +193,7 @@ def flag_magnets(clusters: Sequence[Cluster], max_distance_pct: float) -> list[C
         near = [
             i
             for i, c in enumerate(flagged)
-            if c.side == side and abs(c.distance_pct) <= max_distance_pct
+            if c.liquidated_side == side and abs(c.distance_pct) <= max_distance_pct
         ]
         if near:
             best = max(near, key=lambda i: flagged[i].share)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from helix_pipelines.analytics.clusters import Cluster
+from helix_pipelines.contracts.vocabulary import LiquidatedSide
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class SourcedCluster:
 class ConsensusZone:
     zone_id: str
     symbol: str
-    side: str  # 'short' (above the last close) or 'long' (below)
+    liquidated_side: LiquidatedSide  # short above the last close, long below
     price_lo: float
     price_hi: float
     peak_price: float  # share-weighted mean of member peaks
@@ -97,7 +98,7 @@ def _zone(
     return ConsensusZone(
         zone_id=hashlib.sha256(key.encode()).hexdigest()[:24],
         symbol=symbol,
-        side="short" if peak > last_close else "long",
+        liquidated_side="short" if peak > last_close else "long",
         price_lo=lo,
         price_hi=hi,
         peak_price=peak,

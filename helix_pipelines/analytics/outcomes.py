@@ -15,8 +15,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from helix_pipelines.analytics.tables import OUTCOMES_SCHEMA
-from helix_pipelines.coinglass.endpoints import RANGES
+from helix_pipelines.contracts.tables import OUTCOMES_SCHEMA
+from helix_pipelines.contracts.vocabulary import RANGES
 
 _US_PER_HOUR = 3_600_000_000
 

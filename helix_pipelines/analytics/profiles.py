@@ -5,7 +5,7 @@ A heatmap is liquidation USD per (candle, price level). Its profile sums it per 
   - live: the latest column only (what is resting right now), by `x_index`, which every
     snapshot has even when its x axis is not a candle index.
 Each is also given as shares of its own total, which makes the opaque CoinGlass models and
-ranges comparable with each other (DESIGN.md section 3).
+ranges comparable with each other (CoinGlass does not document how they differ).
 
 Cells are sparse (zero levels are omitted), so the price grid is rebuilt from the level step:
 adjacency of levels matters for cluster detection.

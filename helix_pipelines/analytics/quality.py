@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from helix_pipelines.analytics.caps import plan_violations, portfolio_violations
 from helix_pipelines.analytics.pipeline import AnalyticsResult
-from helix_pipelines.analytics.risk import RiskLimits, plan_violations, portfolio_violations
+from helix_pipelines.analytics.risk import RiskLimits
 
 
 def cluster_violations(result: AnalyticsResult) -> dict[str, int]:

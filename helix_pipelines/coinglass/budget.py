@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from helix_pipelines.coinglass.endpoints import MODELS
+from helix_pipelines.contracts.vocabulary import MODELS
 
 # Refresh intervals in minutes that map onto simple cron expressions.
 INTERVAL_LADDER: tuple[int, ...] = (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)

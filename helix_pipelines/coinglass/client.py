@@ -31,7 +31,6 @@ from helix_pipelines.coinglass.endpoints import (
     DEFAULT_BASE_URL,
     SUPPORTED_COINS_PATH,
     SUPPORTED_EXCHANGE_PAIRS_PATH,
-    HeatmapRequest,
 )
 from helix_pipelines.coinglass.errors import (
     RETRYABLE,
@@ -42,10 +41,11 @@ from helix_pipelines.coinglass.errors import (
     CoinGlassServerError,
     CoinGlassUnavailableError,
     error_for_status,
-    redact,
 )
 from helix_pipelines.coinglass.ratelimit import RateLimiter
 from helix_pipelines.coinglass.source import SourceKind, SourceStats
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ _CODE_PEEK = re.compile(rb'"code"\s*:\s*"?(-?\d+)"?')
 _PEEK_BYTES = 256
 # A Retry-After beyond this is treated as this: one odd header must not stall the client for hours.
 MAX_RETRY_AFTER_SECONDS = 120.0
-# The message CoinGlass sends with code 500 when a key has no data (REAL_API_FACTS).
+# The message CoinGlass sends with code 500 when a key has no data (docs/real-apis.md).
 NO_DATA_MESSAGE = "server error"
 
 

@@ -1,12 +1,11 @@
 """Exception types for CoinGlass failures.
 
 Every message names the request (path and query) and what went wrong, and never the API key: the
-key travels only in a header, and `redact` scrubs it from any text that might echo it back.
+key travels only in a header, and `helix_pipelines.secrets.redact` scrubs it from any text that
+might echo it back before it becomes a message.
 """
 
 from __future__ import annotations
-
-import re
 
 
 class CoinGlassError(Exception):
@@ -46,24 +45,6 @@ class CoinGlassUnavailableError(CoinGlassError):
 
 class CoinGlassPayloadError(CoinGlassError):
     """The body is not the JSON envelope the endpoint promises."""
-
-
-# A secret this long is never part of an ordinary word, so it is redacted wherever it appears
-# (Bybit's 10004 answer glues the key between a timestamp and recv_window); a shorter one only
-# as a whole token, so a one-letter test key leaves "Invalid API key" alone.
-SUBSTRING_REDACTION_MIN_LENGTH = 8
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Replace `secret` in `text` with `***`: everywhere when it is at least
-    SUBSTRING_REDACTION_MIN_LENGTH long, else only as a whole token (not glued to letters or
-    digits on either side). A no-op for an empty secret."""
-    if not secret:
-        return text
-    if len(secret) >= SUBSTRING_REDACTION_MIN_LENGTH:
-        return text.replace(secret, "***")
-    token = re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
-    return token.sub("***", text)
 
 
 def error_for_status(status: int, message: str, code: str | None = None) -> CoinGlassError:

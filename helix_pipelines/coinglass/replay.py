@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
 from helix_pipelines.coinglass.errors import CoinGlassPayloadError, CoinGlassRequestError
 from helix_pipelines.coinglass.source import SourceKind, SourceStats
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 
 
 class ReplaySource:

@@ -23,8 +23,8 @@ import numpy as np
 import orjson
 
 from helix_pipelines.clock import utc_now
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
 from helix_pipelines.coinglass.source import SourceKind, SourceStats
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 
 
 @dataclass(frozen=True, slots=True)

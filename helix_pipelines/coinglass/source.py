@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 
 SourceKind = Literal["coinglass", "sandbox", "replay"]
 

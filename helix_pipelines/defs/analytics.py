@@ -6,21 +6,20 @@ write their results back; signals also go to the Redis stream when HELIX_REDIS_U
 """
 
 import base64
-from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from helix_pipelines.analytics.clusters import ClusterParams
-from helix_pipelines.analytics.outcomes import hit_rates, score_clusters, score_signals
-from helix_pipelines.analytics.pipeline import AnalyticsResult, SignalParams, analyze
-from helix_pipelines.analytics.quality import cluster_violations, signal_violations
+from helix_pipelines.analytics.trades import SignalParams
 from helix_pipelines.clock import utc_now
+from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.defs.heatmaps import LOADED
-from helix_pipelines.defs.resources import RiskLimitsResource, SignalBusResource, WarehouseResource
+from helix_pipelines.defs.resources import RiskResource, SignalBusResource, WarehouseResource
 from helix_pipelines.heatmaps.render import render_png
-from helix_pipelines.warehouse.base import Warehouse
+from helix_pipelines.services.outcomes import refresh_outcomes
+from helix_pipelines.services.signals import SignalsReport, refresh_signals
 
 CLUSTERS = dg.AssetKey("liquidation_clusters")
 ZONES = dg.AssetKey("consensus_zones")
@@ -28,8 +27,6 @@ SIGNALS = dg.AssetKey("trade_signals")
 OUTCOMES = dg.AssetKey("cluster_outcomes")
 CHECK_CLUSTERS = "clusters_inside_levels_shares_valid"
 CHECK_SIGNALS = "signals_within_risk_caps"
-# Candles older than the longest range plus a margin never matter to the analytics.
-CANDLE_LOOKBACK = timedelta(days=370)
 # Like eager(), but not held back by missing heatmap partitions: with 24 partitions, some are
 # always missing or failed, and the analytics should still follow every one that lands.
 AFTER_NEW_HEATMAPS = (
@@ -77,44 +74,26 @@ def analyze_liquidations(
     context: dg.AssetExecutionContext,
     config: AnalyticsConfig,
     warehouse: WarehouseResource,
-    risk: RiskLimitsResource,
+    risk: RiskResource,
     signal_bus: SignalBusResource,
 ):
-    """Recompute clusters, zones and signals from the newest heatmaps (idempotent: same inputs,
-    same ids; rows are upserted and an already-published signal is never published again)."""
-    store = warehouse.get()
-    latest = store.latest_snapshots(2)
-    if latest.height == 0:
+    """Recompute clusters, zones and signals from the newest heatmaps (`services.signals`)."""
+    publisher = signal_bus.publisher()
+    try:
+        report = refresh_signals(
+            warehouse.get(), now=utc_now(), limits=risk.limits(), publisher=publisher,
+            cluster_params=ClusterParams(config.min_prominence, config.merge_atr,
+                                         config.magnet_max_distance_pct),
+            signal_params=SignalParams(config.min_consensus, config.risk_range, config.win_rate),
+        )  # fmt: skip
+    finally:
+        if publisher is not None:
+            publisher.close()
+    if report is None:
         raise dg.Failure("no loaded heatmaps yet: materialize liquidation_heatmaps first")
-    now = utc_now()
-    cells = store.snapshot_cells(latest["snapshot_id"].to_list())
-    candles = store.candles_since(latest["fetched_at"].min() - CANDLE_LOOKBACK)
-    limits = risk.limits()
-    result = analyze(
-        latest, cells, candles, now=now, limits=limits,
-        cluster_params=ClusterParams(config.min_prominence, config.merge_atr, config.magnet_max_distance_pct),
-        signal_params=SignalParams(config.min_consensus, config.risk_range, config.win_rate),
-    )  # fmt: skip
-    store.upsert_frame("liquidation_clusters", result.clusters)
-    store.upsert_frame("consensus_zones", result.zones)
-    # The risk check runs BEFORE anything is stored or published: a signal that breaks a cap
-    # must never reach the executor, which reads the table and the stream.
-    bad_signals = signal_violations(result, limits)
-    tradable = result.signals if not bad_signals else result.signals.clear()
-    known = set(store.read_table("trade_signals")["signal_id"])
-    new_signals = tradable.filter(~pl.col("signal_id").is_in(known))
-    store.upsert_frame("trade_signals", new_signals)
-    # All of them, not only the new ones: a publish that failed last time is retried, and the
-    # bus drops ids it already published.
-    published = _publish(context, signal_bus, tradable)
-    context.log.info(
-        "%d snapshots -> %d clusters, %d zones, %d signals (%d new)",
-        result.snapshots_analyzed, result.clusters.height, result.zones.height,
-        tradable.height, new_signals.height,
-    )  # fmt: skip
-    if bad_signals:
-        context.log.error("signals withheld, risk caps broken: %s", bad_signals)
-    bad_clusters = cluster_violations(result)
+    for note in report.notes:
+        context.log.info(note)
+    result = report.result
     yield dg.MaterializeResult(
         asset_key=CLUSTERS,
         metadata={
@@ -122,14 +101,14 @@ def analyze_liquidations(
             "clusters": result.clusters.height,
             "magnets": int(result.clusters["is_magnet"].sum()),
             "swept": int(result.clusters["is_swept"].sum()),
-            "preview": dg.MetadataValue.md(_previews(result, cells, candles, config)),
+            "preview": dg.MetadataValue.md(_previews(report, config)),
         },
         check_results=[
             dg.AssetCheckResult(
                 asset_key=CLUSTERS,
                 check_name=CHECK_CLUSTERS,
-                passed=not any(bad_clusters.values()),
-                metadata=bad_clusters,
+                passed=not any(report.cluster_violations.values()),
+                metadata=report.cluster_violations,
             )
         ],
     )
@@ -143,98 +122,81 @@ def analyze_liquidations(
     yield dg.MaterializeResult(
         asset_key=SIGNALS,
         metadata={
-            "signals": tradable.height,
-            "withheld_signals": result.signals.height - tradable.height,
-            "new_signals": new_signals.height,
-            "published": published,
-            "signal_table": dg.MetadataValue.md(_signals_table(tradable)),
+            "signals": len(report.tradable),
+            "withheld_signals": report.withheld,
+            "new_signals": len(report.new),
+            "published": report.published or 0,
+            "signal_table": dg.MetadataValue.md(_signals_table(report.tradable)),
             "not_traded": dg.MetadataValue.json(result.rejected),
         },
         check_results=[
             dg.AssetCheckResult(
                 asset_key=SIGNALS,
                 check_name=CHECK_SIGNALS,
-                passed=not bad_signals,
-                metadata={"violations": dg.MetadataValue.json(bad_signals)},
+                passed=not report.risk_violations,
+                metadata={"violations": dg.MetadataValue.json(report.risk_violations)},
             )
         ],
     )
 
 
-def _publish(
-    context: dg.AssetExecutionContext, bus: SignalBusResource, signals: pl.DataFrame
-) -> int:
-    publisher = bus.publisher()
-    if publisher is None:
-        context.log.info(
-            "HELIX_REDIS_URL is not set: %d signals stored in the warehouse, not published",
-            signals.height,
-        )
-        return 0
-    rows = [
-        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-        for row in signals.iter_rows(named=True)
-    ]
-    with publisher:
-        result = publisher.publish(rows) if rows else None
-    return result.published if result else 0
-
-
 def _zones_table(zones: pl.DataFrame) -> str:
-    lines = ["| symbol | side | band | models | ranges | score |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| symbol | liquidated | band | models | ranges | score |",
+        "|---|---|---|---|---|---|",
+    ]
     for z in zones.sort("consensus_score", descending=True).head(15).iter_rows(named=True):
         lines.append(
-            f"| {z['symbol']} | {z['side']} | {z['price_lo']:.6g}-{z['price_hi']:.6g} | "
+            f"| {z['symbol']} | {z['liquidated_side']} | {z['price_lo']:.6g}-{z['price_hi']:.6g} | "
             f"{z['models']} | {z['ranges']} | {z['consensus_score']:.2f} |"
         )
     return "\n".join(lines)
 
 
-def _signals_table(signals: pl.DataFrame) -> str:
+def _signals_table(signals: list[TradeSignal]) -> str:
     lines = [
         "| symbol | side | entry | stop | take profit | R:R | qty | leverage |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for s in signals.iter_rows(named=True):
-        lines.append(
-            f"| {s['symbol']} | {s['side']} | {s['entry']:.6g} | {s['stop_loss']:.6g} | "
-            f"{s['take_profit']:.6g} | {s['reward_to_risk']:.2f} | {s['qty']:.6g} | {s['leverage']}x |"
-        )
-    return "\n".join(lines) if len(lines) > 2 else "no signal this time"
+    lines += [
+        f"| {s.symbol} | {s.side} | {s.entry:.6g} | {s.stop_loss:.6g} | {s.take_profit:.6g} "
+        f"| {s.reward_to_risk:.2f} | {s.qty:.6g} | {s.leverage}x |"
+        for s in signals
+    ]
+    return "\n".join(lines) if signals else "no signal this time"
 
 
-def _previews(
-    result: AnalyticsResult, cells: pl.DataFrame, candles: pl.DataFrame, config: AnalyticsConfig
-) -> str:
+def _previews(report: SignalsReport, config: AnalyticsConfig) -> str:
     """Heatmap + agreed zones (red: short liquidations above, green: long below) + signal levels
     (white entry, orange stop, cyan take-profit) for the top symbols."""
-    ranked = list(result.signals["symbol"]) + list(
+    result = report.result
+    ranked = [s.symbol for s in result.signals] + list(
         result.zones.sort("consensus_score", descending=True)["symbol"]
     )
-    symbols = list(dict.fromkeys(ranked))[: config.preview_symbols]
     parts = []
-    for symbol in symbols:
+    for symbol in list(dict.fromkeys(ranked))[: config.preview_symbols]:
         views = [v for v in result.views.values() if v.symbol == symbol]
         view = next((v for v in views if v.range == config.risk_range), views[0] if views else None)
         if view is None:
             continue
-        snap_cells = cells.filter(pl.col("snapshot_id") == view.snapshot_id)
-        snap_candles = candles.filter(
+        snap_cells = report.cells.filter(pl.col("snapshot_id") == view.snapshot_id)
+        snap_candles = report.candles.filter(
             (pl.col("symbol") == symbol) & (pl.col("range") == view.range)
             & pl.col("ts").is_between(view.first_candle_ts, view.last_candle_ts)
         )  # fmt: skip
         lines = [
-            (z["peak_price"], (230, 60, 60) if z["side"] == "short" else (60, 220, 90))
+            (z["peak_price"], (230, 60, 60) if z["liquidated_side"] == "short" else (60, 220, 90))
             for z in result.zones.filter(
                 (pl.col("symbol") == symbol) & (pl.col("consensus_score") >= config.min_consensus)
             ).iter_rows(named=True)
         ]
-        for s in result.signals.filter(pl.col("symbol") == symbol).iter_rows(named=True):
-            lines += [
-                (s["entry"], (255, 255, 255)),
-                (s["stop_loss"], (255, 150, 0)),
-                (s["take_profit"], (0, 220, 255)),
-            ]
+        for s in result.signals:
+            if s.symbol == symbol:
+                lines += [
+                    (s.entry, (255, 255, 255)),
+                    (s.stop_loss, (255, 150, 0)),
+                    (s.take_profit, (0, 220, 255)),
+                ]
         png = base64.b64encode(render_png(snap_cells, snap_candles, lines=lines)).decode()
         parts.append(
             f"**{symbol}** model {view.model} {view.range}\n\n![{symbol}](data:image/png;base64,{png})"
@@ -257,29 +219,16 @@ def cluster_outcomes(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: OutcomesConfig
 ) -> dg.MaterializeResult:
     """Past clusters and signals scored against the candles that followed; hit rates by model,
-    range and consensus level. Idempotent: outcomes are upserted per subject."""
-    store: Warehouse = warehouse.get()
-    now = utc_now()
-    clusters = store.read_table("liquidation_clusters")
-    signals = store.read_table("trade_signals")
-    if clusters.height == 0:
+    range and consensus level (`services.outcomes`). Idempotent: upserted per subject."""
+    report = refresh_outcomes(warehouse.get(), horizon_hours=config.horizon_hours, now=utc_now())
+    if report is None:
         raise dg.Failure("no clusters yet: materialize liquidation_clusters first")
-    candles = store.candles_since(clusters["fetched_at"].min())
-    outcomes = pl.concat(
-        [
-            score_clusters(clusters, candles, horizon_hours=config.horizon_hours, now=now),
-            score_signals(signals, candles, horizon_hours=config.horizon_hours, now=now),
-        ]
-    )
-    store.upsert_frame("cluster_outcomes", outcomes)
-    rates = hit_rates(outcomes)
-    context.log.info("scored %d subjects (%d clusters and signals still open)", outcomes.height,
-                     clusters.height + signals.height - outcomes.height)  # fmt: skip
+    context.log.info("scored %d subjects (%d still open)", report.scored, report.still_open)
     return dg.MaterializeResult(
         metadata={
-            "scored": outcomes.height,
-            "still_open": clusters.height + signals.height - outcomes.height,
-            "hit_rates": dg.MetadataValue.md(_rates_table(rates)),
+            "scored": report.scored,
+            "still_open": report.still_open,
+            "hit_rates": dg.MetadataValue.md(_rates_table(report.rates)),
         }
     )
 

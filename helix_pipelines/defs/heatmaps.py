@@ -7,7 +7,6 @@ One step does all four (a `multi_asset`): passing tens of millions of cells betw
 cost more than the work itself, while the UI still shows the lineage and each stage's numbers.
 """
 
-import asyncio
 import base64
 from datetime import timedelta
 
@@ -19,8 +18,8 @@ from helix_pipelines.defs.resources import ArchiveResource, CoinGlassResource, W
 from helix_pipelines.defs.universe import symbol_universe
 from helix_pipelines.heatmaps.archive import ARCHIVED_MODEL
 from helix_pipelines.heatmaps.render import render_png
-from helix_pipelines.ingest import IngestReport, ingest_heatmaps
-from helix_pipelines.warehouse.base import QualityReport
+from helix_pipelines.services.ingest import IngestOptions, IngestReport, run_ingest
+from helix_pipelines.warehouse.heatmap_store import QualityReport
 
 PAYLOADS = dg.AssetKey("heatmap_payloads")
 NORMALIZED = dg.AssetKey("normalized_heatmaps")
@@ -93,9 +92,10 @@ def ingest_heatmaps_step(
     warehouse: WarehouseResource,
     archive: ArchiveResource,
 ):
-    """Fetch, normalize, archive and load one model x range; see `helix_pipelines.ingest`."""
+    """Fetch, normalize, archive and load one model x range (`services.ingest`)."""
     model, range_ = model_and_range(context.partition_key)
-    store = warehouse.get()
+    opened = warehouse.get()
+    store = opened.heatmaps
     members = store.load_universe()
     if not members:
         raise dg.Failure(
@@ -103,32 +103,28 @@ def ingest_heatmaps_step(
             "(the UI's 'Materialize' on it, or `helix demo`)."
         )
 
-    async def run() -> tuple[IngestReport, dict[str, int]]:
-        async with coinglass.open() as source:
-            report = await ingest_heatmaps(
-                source, store, archive.archive(), archive.quarantine(), members, model, range_,
-                preview_symbol=config.preview_symbol, batch_size=config.batch_size,
-                batches_in_flight=config.batches_in_flight,
-                skip_unavailable_for=timedelta(hours=config.skip_unavailable_hours) or None,
-                logger=context.log,  # type: ignore[arg-type]
-            )  # fmt: skip
-            return report, source.stats.as_metadata()
-
-    report, request_stats = asyncio.run(run())
-    quality = store.quality(report.loaded_snapshot_ids)
-    yield dg.MaterializeResult(
-        asset_key=PAYLOADS, metadata=_payload_metadata(report, request_stats)
+    options = IngestOptions(
+        preview_symbol=config.preview_symbol,
+        batch_size=config.batch_size,
+        batches_in_flight=config.batches_in_flight,
+        skip_unavailable_for=timedelta(hours=config.skip_unavailable_hours) or None,
     )
+    report = run_ingest(
+        coinglass.settings(), store, archive.archive(), archive.quarantine(), members,
+        model, range_, options, logger=context.log,  # type: ignore[arg-type]
+    )  # fmt: skip
+    quality = store.quality(report.loaded_snapshot_ids)
+    yield dg.MaterializeResult(asset_key=PAYLOADS, metadata=_payload_metadata(report))
     yield dg.MaterializeResult(asset_key=NORMALIZED, metadata=_normalized_metadata(report))
     yield dg.MaterializeResult(asset_key=ARCHIVE, metadata=_archive_metadata(report, archive))
     yield dg.MaterializeResult(
         asset_key=LOADED,
-        metadata=_loaded_metadata(report, quality, store.description),
+        metadata=_loaded_metadata(report, quality, opened.description),
         check_results=_check_results(report, quality, config.min_coverage),
     )
 
 
-def _payload_metadata(report: IngestReport, request_stats: dict[str, int]) -> dict[str, object]:
+def _payload_metadata(report: IngestReport) -> dict[str, object]:
     metadata: dict[str, object] = {
         "source": report.source_kind,
         "sandbox": report.source_kind == "sandbox",
@@ -141,7 +137,7 @@ def _payload_metadata(report: IngestReport, request_stats: dict[str, int]) -> di
         "unavailable": len(report.unavailable),
         "skipped_unavailable": len(report.skipped_unavailable),
         "requests_saved": report.requests_saved,
-        **request_stats,
+        **report.request_stats,
     }
     if report.unavailable or report.skipped_unavailable:
         metadata["no_data_at_coinglass"] = dg.MetadataValue.md(

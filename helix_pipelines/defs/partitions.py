@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 
 heatmap_partitions = dg.MultiPartitionsDefinition(
     {

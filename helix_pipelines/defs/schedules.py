@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from helix_pipelines.coinglass.budget import Tier, plan_tiers
-from helix_pipelines.coinglass.endpoints import MODELS
+from helix_pipelines.contracts.vocabulary import MODELS
 from helix_pipelines.defs.heatmaps import heatmap_ingest_job
 from helix_pipelines.defs.partitions import heatmap_partition_key
 

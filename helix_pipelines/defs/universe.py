@@ -5,7 +5,7 @@ import asyncio
 import dagster as dg
 
 from helix_pipelines.defs.resources import CoinGlassResource, UniverseResource, WarehouseResource
-from helix_pipelines.universe import ResolvedUniverse, resolve_universe
+from helix_pipelines.services.universe import ResolvedUniverse, resolve_universe
 
 
 async def _resolve(
@@ -28,7 +28,7 @@ def symbol_universe(
     Idempotent: the table is replaced with the resolved members on each materialization.
     """
     resolved, source_kind, requests = asyncio.run(_resolve(coinglass, universe))
-    warehouse.get().replace_universe(resolved.members)
+    warehouse.get().heatmaps.replace_universe(resolved.members)
     if resolved.unsupported:
         context.log.warning(
             "not supported by the source, left out: %s", ", ".join(resolved.unsupported)
@@ -67,7 +67,7 @@ def symbol_universe_sensor(
     Costs one or two requests per evaluation (supported coins / pairs), once an hour.
     """
     resolved, _, _ = asyncio.run(_resolve(coinglass, universe))
-    stored = ResolvedUniverse(warehouse.get().load_universe(), []).fingerprint
+    stored = ResolvedUniverse(warehouse.get().heatmaps.load_universe(), []).fingerprint
     if resolved.fingerprint in (stored, context.cursor):
         return dg.SkipReason(f"universe unchanged ({len(resolved.members)} symbols)")
     return dg.SensorResult(

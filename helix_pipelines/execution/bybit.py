@@ -1,6 +1,6 @@
 """Bybit v5 (linear USDT perpetuals) through a real pybit `HTTP` session: testnet, demo or live.
 
-What the venue really does (REAL_API_FACTS), and what the broker does about it:
+What the venue really does (docs/real-apis.md), and what the broker does about it:
 - retCode 10006 (rate limit) on any call: wait until X-Bapi-Limit-Reset-Timestamp and ask
   again, for up to `rate_limit_patience_seconds`; then `VenueUnavailable` (never a rejection).
 - order/create answering 10000 / 10016, a timeout or a dropped connection after sending, or
@@ -33,6 +33,7 @@ from typing import Any
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
+from helix_pipelines.contracts.instruments import instrument_for
 from helix_pipelines.execution.brokers import (
     OrderNotSent,
     OrderOutcomeUnknown,
@@ -40,14 +41,7 @@ from helix_pipelines.execution.brokers import (
     VenueUnavailable,
 )
 from helix_pipelines.execution.bybit_calls import BybitCalls, MayHaveActed
-from helix_pipelines.execution.orders import (
-    Instrument,
-    OrderRequest,
-    OrderResult,
-    Position,
-    plain,
-)
-from helix_pipelines.instruments import instrument_for
+from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position, plain
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +49,7 @@ DUPLICATE_ORDER_LINK_ID = 110072
 LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
 ONE_WAY_MODE = 0
+VENUE_SIDE = {"long": "Buy", "short": "Sell"}  # the venue's words stay in this adapter
 _STATUS = {
     "Filled": "filled", "New": "accepted", "PartiallyFilled": "accepted",
     "Untriggered": "accepted", "Rejected": "rejected",
@@ -213,14 +208,14 @@ class BybitBroker:
     def submit(self, order: OrderRequest) -> OrderResult:
         try:
             self._set_leverage(order.symbol, order.leverage)
-            idx = self._position_idx(order.symbol, order.side)
+            idx = self._position_idx(order.symbol, VENUE_SIDE[order.side])
         except VenueUnavailable as exc:
             raise OrderNotSent(f"before sending {order.order_link_id}: {exc}") from None
         sent_at = time.monotonic()
         order_id = None
         try:
             created = self._venue.call(
-                "place_order", category="linear", symbol=order.symbol, side=order.side,
+                "place_order", category="linear", symbol=order.symbol, side=VENUE_SIDE[order.side],
                 orderType="Market", qty=plain(order.qty), orderLinkId=order.order_link_id,
                 takeProfit=plain(order.take_profit), stopLoss=plain(order.stop_loss),
                 tpslMode="Full", positionIdx=idx,

@@ -19,8 +19,8 @@ import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from helix_pipelines.coinglass.errors import redact
 from helix_pipelines.execution.brokers import VenueUnavailable
+from helix_pipelines.secrets import redact
 
 RATE_LIMITED = 10006
 # retCodes after which Bybit may or may not have acted (server timeout, server error).

@@ -24,6 +24,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from helix_pipelines.clock import utc_now
+from helix_pipelines.contracts.signals import TradeSignal
+from helix_pipelines.contracts.vocabulary import IN_FLIGHT, LOOKED_UP, Action
 from helix_pipelines.execution.brokers import (
     Broker,
     OrderNotSent,
@@ -33,13 +35,11 @@ from helix_pipelines.execution.brokers import (
 )
 from helix_pipelines.execution.guard import AccountState, GuardLimits, guard_reason
 from helix_pipelines.execution.orders import (
-    Action,
     Decision,
     Instrument,
     OrderRequest,
     OrderResult,
     Position,
-    Signal,
     human_number,
     human_qty,
     order_link_id_for,
@@ -48,14 +48,9 @@ from helix_pipelines.execution.orders import (
     quantize_price,
     quantize_qty,
 )
-from helix_pipelines.execution.store import (
-    DEFERRED,
-    HALT_REASON,
-    HALTED,
-    IN_FLIGHT,
-    LOOKED_UP,
-    ExecutorStore,
-)
+from helix_pipelines.execution.ports import HALT_REASON, HALTED, ExecutorStore, halt
+
+DEFERRED = "deferred"
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +128,22 @@ class Executor:
 
     # -- one signal --------------------------------------------------------------------------
 
-    def process(self, signal: Signal) -> Decision:
+    def process(self, signal: TradeSignal) -> Decision:
         """Decide on one signal. Decisions of one mode are serialized across threads and
         processes (the Dagster job and `serve` may both run): the duplicate check, the guard's
         view of positions and the pending row are consistent with every other decision."""
-        with (
-            self.store.warehouse.exclusive(f"executor-{self.store.mode}"),
-            self.store.warehouse.session(),
-        ):
+        with self.store.decision_lock():
             decision = self._decide(signal)
-            self.store.record(decision, self._clock())
+            self.store.record(
+                decision.signal_id, decision.symbol, decision.action, decision.reason,
+                decision.order_link_id, self._clock(),
+            )  # fmt: skip
         self._log.info(
             "%s %s: %s (%s)", signal.symbol, signal.signal_id[:12], decision.action, decision.reason
         )
         return decision
 
-    def _decide(self, signal: Signal) -> Decision:
+    def _decide(self, signal: TradeSignal) -> Decision:
         olid = order_link_id_for(signal.signal_id)
         existing = self.store.order(olid)
         if existing is not None and existing["status"] != DEFERRED:
@@ -170,13 +165,13 @@ class Executor:
         reason = (
             f"daily loss {state.daily_loss_usd:.2f} reached {self.limits.max_daily_loss_usd:.2f}"
         )
-        self.store.halt(reason, self._clock())
+        halt(self.store, reason, self._clock())
         self._log.error("HALT: %s", reason)
         return replace(state, halted=True, halt_reason=reason)
 
     def _checked(
         self,
-        signal: Signal,
+        signal: TradeSignal,
         olid: str,
         instrument: Instrument,
         price: Decimal,
@@ -206,7 +201,7 @@ class Executor:
         return self._submit(signal, venue, olid, qty, instrument, now, capped)
 
     def _conflict(
-        self, signal: Signal, olid: str, instrument: Instrument, state: AccountState
+        self, signal: TradeSignal, olid: str, instrument: Instrument, state: AccountState
     ) -> str | None:
         """One trade idea, one position: why this signal must wait, or None."""
         held = state.positions.get(instrument.symbol)
@@ -227,7 +222,7 @@ class Executor:
         return None
 
     def _already_at_venue(
-        self, signal: Signal, olid: str, instrument: Instrument
+        self, signal: TradeSignal, olid: str, instrument: Instrument
     ) -> Decision | None:
         """The position in the way may be this very signal's order, sent by an attempt that
         died before writing it down: then it is recorded, not skipped (and never resent)."""
@@ -240,11 +235,11 @@ class Executor:
         now = self._clock()
         self.store.save_order(
             order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            venue_symbol=instrument.symbol, side=signal.order_side, qty=plain(found.qty),
+            venue_symbol=instrument.symbol, side=signal.side, qty=plain(found.qty),
             status=found.status, leverage=signal.leverage, created_at=now, updated_at=now,
         )  # fmt: skip
         self._record_result(olid, found)
-        request = OrderRequest(olid, instrument.symbol, signal.order_side, found.qty,
+        request = OrderRequest(olid, instrument.symbol, signal.side, found.qty,
                                Decimal(0), Decimal(0), signal.leverage)  # fmt: skip
         action, reason = _outcome(request, found)
         note = " (found at the venue by orderLinkId: sent before this decision, not resent)"
@@ -252,8 +247,8 @@ class Executor:
 
     def _submit(
         self,
-        signal: Signal,
-        venue: Signal,
+        signal: TradeSignal,
+        venue: TradeSignal,
         olid: str,
         qty: Decimal,
         instrument: Instrument,
@@ -262,7 +257,7 @@ class Executor:
     ) -> Decision:
         """Persist as pending, then submit; an unknown outcome is resolved by lookup, never resent."""
         order = OrderRequest(
-            order_link_id=olid, symbol=instrument.symbol, side=signal.order_side, qty=qty,
+            order_link_id=olid, symbol=instrument.symbol, side=signal.side, qty=qty,
             take_profit=quantize_price(venue.take_profit, instrument),
             stop_loss=quantize_price(venue.stop_loss, instrument), leverage=signal.leverage,
         )  # fmt: skip
@@ -286,7 +281,7 @@ class Executor:
         lookup = f" ({result.lookup_note})" if result.lookup_note else ""
         return Decision(signal.signal_id, signal.symbol, action, reason + lookup + note, olid)
 
-    def _redelivered(self, signal: Signal, olid: str, row: dict[str, object]) -> Decision:
+    def _redelivered(self, signal: TradeSignal, olid: str, row: dict[str, object]) -> Decision:
         status = str(row["status"])
         if status in LOOKED_UP:
             status = self._resolve(row)
@@ -334,23 +329,23 @@ class Executor:
         self.store.save_order(**{**row, **changes, "updated_at": self._clock()})
 
     def _settle(
-        self, signal: Signal, olid: str, status: str, action: Action, reason: str
+        self, signal: TradeSignal, olid: str, status: str, action: Action, reason: str
     ) -> Decision:
         self._update(olid, status=status, reason=reason)
         return Decision(signal.signal_id, signal.symbol, action, reason, olid)
 
-    def _final(self, signal: Signal, olid: str, action: Action, reason: str) -> Decision:
+    def _final(self, signal: TradeSignal, olid: str, action: Action, reason: str) -> Decision:
         """Remember the signal as handled, so a redelivery is a duplicate, not a second look."""
         now = self._clock()
         self.store.save_order(
             order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            side=signal.order_side, status=action, reason=reason, leverage=signal.leverage,
+            side=signal.side, status=action, reason=reason, leverage=signal.leverage,
             created_at=now, updated_at=now,
         )  # fmt: skip
         return Decision(signal.signal_id, signal.symbol, action, reason, olid)
 
 
-def _in_venue_units(signal: Signal, instrument: Instrument) -> Signal:
+def _in_venue_units(signal: TradeSignal, instrument: Instrument) -> TradeSignal:
     """The signal as the instrument trades it: prices x multiplier, size / multiplier."""
     m = instrument.multiplier
     if m == 1:

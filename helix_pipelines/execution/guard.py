@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from helix_pipelines.execution.orders import Position, Signal
+from helix_pipelines.contracts.signals import TradeSignal
+from helix_pipelines.execution.orders import Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class AccountState:
 
 
 def guard_reason(
-    signal: Signal,
+    signal: TradeSignal,
     qty: Decimal,
     price: Decimal,
     state: AccountState,
@@ -53,7 +54,7 @@ def guard_reason(
 
 
 def _broken_limits(
-    signal: Signal,
+    signal: TradeSignal,
     qty: Decimal,
     price: Decimal,
     state: AccountState,

@@ -1,4 +1,4 @@
-"""Signals, instruments, orders and decisions, and the arithmetic that makes an order valid.
+"""Instruments, orders, positions and decisions, and the arithmetic that makes an order valid.
 
 Quantities and prices are `Decimal` from the moment they meet an instrument: Bybit accepts
 strings that are exact multiples of `qtyStep` / `tickSize`, and binary floats are not.
@@ -7,92 +7,12 @@ strings that are exact multiples of `qtyStep` / `tickSize`, and binary floats ar
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Literal
 
-Side = Literal["long", "short"]
-Action = Literal[
-    "placed", "not_filled", "skipped", "duplicate", "rejected", "unconfirmed", "deferred"
-]
-"""What the executor did with a signal:
-placed       the venue has the order (filled, partly filled, or working)
-not_filled   the venue cancelled the market order with nothing filled (no position)
-skipped      a limit or rule said no (the reason says which); final
-duplicate    the signal was handled before; nothing sent
-rejected     the venue (or the instrument's rules) refused it; final
-unconfirmed  sent, but not visible at the venue yet: looked up again on redelivery and start-up
-deferred     known not to be at the venue (rate limit, network error before the order left):
-             decided afresh on redelivery
-"""
+from helix_pipelines.contracts.vocabulary import Action, Side
+
 ORDER_LINK_PREFIX = "hx-"
-
-
-class InvalidSignal(ValueError):  # noqa: N818 - reads as what it is: an invalid signal
-    """A signal that cannot be traded as given (missing or inconsistent fields)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """The executor's view of one `trade_signals` row (warehouse) or stream entry (Redis)."""
-
-    signal_id: str
-    symbol: str
-    side: Side
-    entry: float
-    stop_loss: float
-    take_profit: float
-    qty: float
-    leverage: int
-    created_at: datetime
-
-    @classmethod
-    def from_mapping(cls, row: Mapping[str, object]) -> Signal:
-        try:
-            created = row["created_at"]
-            created_at = (
-                created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
-            )
-            signal = cls(
-                signal_id=str(row["signal_id"]),
-                symbol=str(row["symbol"]),
-                side=str(row["side"]),  # type: ignore[arg-type]
-                entry=float(row["entry"]),  # type: ignore[arg-type]
-                stop_loss=float(row["stop_loss"]),  # type: ignore[arg-type]
-                take_profit=float(row["take_profit"]),  # type: ignore[arg-type]
-                qty=float(row["qty"]),  # type: ignore[arg-type]
-                leverage=int(row["leverage"]),  # type: ignore[call-overload]
-                created_at=created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidSignal(f"signal {row.get('signal_id')!r} is malformed: {exc}") from None
-        signal.validate()
-        return signal
-
-    def validate(self) -> None:
-        if self.side not in ("long", "short"):
-            raise InvalidSignal(
-                f"signal {self.signal_id}: side must be long or short, got {self.side!r}"
-            )
-        if not (self.qty > 0 and self.entry > 0 and self.leverage >= 1):
-            raise InvalidSignal(
-                f"signal {self.signal_id}: qty, entry and leverage must be positive"
-            )
-        below, above = (
-            (self.stop_loss, self.take_profit)
-            if self.side == "long"
-            else (self.take_profit, self.stop_loss)
-        )
-        if not below < self.entry < above:
-            raise InvalidSignal(
-                f"signal {self.signal_id}: stop and target are not on both sides of entry"
-            )
-
-    @property
-    def order_side(self) -> str:
-        return "Buy" if self.side == "long" else "Sell"
 
 
 def order_link_id_for(signal_id: str) -> str:
@@ -125,9 +45,11 @@ class Instrument:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
+    """A market order in the venue's units (`symbol` is the venue's instrument)."""
+
     order_link_id: str
     symbol: str
-    side: str  # 'Buy' | 'Sell'
+    side: Side
     qty: Decimal
     take_profit: Decimal
     stop_loss: Decimal

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from helix_pipelines.heatmaps.normalize import NormalizedSnapshot
+from helix_pipelines.contracts.heatmaps import NormalizedSnapshot
 
 ARCHIVED_MODEL = 3
 

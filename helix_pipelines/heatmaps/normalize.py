@@ -26,13 +26,13 @@ import numpy as np
 import orjson
 import polars as pl
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
-from helix_pipelines.heatmaps import validate
-from helix_pipelines.heatmaps.contracts import (
+from helix_pipelines.contracts.heatmaps import (
     CANDLES_SCHEMA,
     CELLS_SCHEMA,
     UTC_TIME,
+    HeatmapRequest,
     LedgerRow,
+    NormalizedSnapshot,
     SchemaVariant,
     SnapshotStatus,
     TimeUnit,
@@ -40,6 +40,7 @@ from helix_pipelines.heatmaps.contracts import (
     empty_candles,
     empty_cells,
 )
+from helix_pipelines.heatmaps import validate
 from helix_pipelines.heatmaps.validate import CANDLE_FIELDS, PayloadValidationError
 
 KEY_SETS: dict[SchemaVariant, tuple[str, str, str]] = {
@@ -49,23 +50,6 @@ KEY_SETS: dict[SchemaVariant, tuple[str, str, str]] = {
 _CELL_KEYS = {"v4": b'"liquidation_leverage_data":', "v3": b'"liq":'}
 
 __all__ = ["NormalizedSnapshot", "PayloadValidationError", "normalize_payload"]
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizedSnapshot:
-    """One fetched heatmap: its ledger row and, when loaded, its cells and candles."""
-
-    ledger: LedgerRow
-    cells: pl.DataFrame
-    candles: pl.DataFrame
-
-    @property
-    def quarantined(self) -> bool:
-        return self.ledger.status == "quarantined"
-
-    @property
-    def loaded(self) -> bool:
-        return self.ledger.status == "loaded"
 
 
 def payload_sha256(raw: bytes) -> str:

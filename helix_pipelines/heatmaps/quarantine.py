@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from helix_pipelines.heatmaps.contracts import LedgerRow
+from helix_pipelines.contracts.heatmaps import LedgerRow
 
 
 class QuarantineStore:

@@ -1,7 +1,7 @@
 """Field-level checks of one heatmap payload, vectorized: each raises `PayloadValidationError`
 whose message is the quarantine reason, naming the key, the index and what was wrong.
 
-Real payloads do things the documentation does not say (REAL_API_FACTS); these are accepted and
+Real payloads do things the documentation does not say (docs/real-apis.md); these are accepted and
 reported, never rejected: leading empty x columns, an x axis wider than the candle list (Model 3),
 candle timestamps in seconds or milliseconds and `update_time` in either, told apart by magnitude.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from helix_pipelines.heatmaps.contracts import TimeUnit
+from helix_pipelines.contracts.heatmaps import TimeUnit
 
 CANDLE_FIELDS = ("ts", "open", "high", "low", "close", "volume_usd")
 # Epoch timestamps between 2009 and 2100, in seconds; the same window times 1000 is milliseconds.

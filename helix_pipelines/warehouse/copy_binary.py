@@ -1,9 +1,10 @@
-"""PostgreSQL binary COPY buffers built with numpy, one vectorized pass per snapshot.
+"""PostgreSQL binary COPY buffers built with numpy, one vectorized pass per frame.
 
 Why: a Python loop of `copy.write_row` costs microseconds per row; heatmaps have tens of
-thousands of rows per snapshot. In a snapshot's cells every text column is constant, so each row
-has the same byte layout and a numpy structured array can hold the whole COPY stream: `tobytes()`
-is the payload. Binary COPY also spares the server parsing floats and timestamps from text.
+thousands of rows per snapshot. In one snapshot's cells every text column is constant, so each
+row has the same byte layout and a numpy structured array can hold the whole COPY stream:
+`tobytes()` is the payload. Binary COPY also spares the server parsing floats and timestamps.
+Frames that do not fit (a text column that varies) go through psycopg's `write_row` instead.
 """
 
 from __future__ import annotations
@@ -14,86 +15,56 @@ import polars as pl
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 UTC, PostgreSQL's timestamp origin
-
-# Contract columns of liquidation_data_raw and how each is encoded.
-_CELL_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("snapshot_id", "text"),
-    ("fetched_at", "timestamptz"),
-    ("scope", "text"),
-    ("exchange", "text"),
-    ("symbol", "text"),
-    ("model", "int2"),
-    ("range", "text"),
-    ("candle_ts", "timestamptz"),
-    ("price", "float8"),
-    ("liq_usd", "float8"),
-    ("x_index", "int4"),
-)
-_CANDLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("scope", "text"),
-    ("exchange", "text"),
-    ("symbol", "text"),
-    ("range", "text"),
-    ("ts", "timestamptz"),
-    ("open", "float8"),
-    ("high", "float8"),
-    ("low", "float8"),
-    ("close", "float8"),
-    ("volume_usd", "float8"),
-)
-_WIDTH = {"int2": ">i2", "int4": ">i4", "float8": ">f8", "timestamptz": ">i8"}
+_WIDTH = {pl.Int16: ">i2", pl.Int32: ">i4", pl.Int64: ">i8", pl.Float64: ">f8",
+          pl.Datetime: ">i8", pl.Boolean: ">i1"}  # fmt: skip
 
 
-def _timestamps_us(series: pl.Series) -> np.ndarray:
-    return series.dt.epoch("us").to_numpy() - _PG_EPOCH_US
+class NotFixedWidth(ValueError):  # noqa: N818 - a property of the frame
+    """The frame's rows do not share one byte layout (a text column varies, or is partly null)."""
 
 
-def rows_buffer(frame: pl.DataFrame, columns: tuple[tuple[str, str], ...]) -> bytes:
-    """Binary COPY tuples (no header/trailer) for a frame whose text columns are constant and
+def _width(dtype: pl.DataType) -> str | None:
+    for kind, width in _WIDTH.items():
+        if isinstance(dtype, kind):
+            return width
+    return None
+
+
+def rows_buffer(frame: pl.DataFrame) -> bytes:
+    """Binary COPY tuples (no header/trailer) of a frame whose text columns are constant and
     whose other columns are either all set or all null (a snapshot whose x axis runs past its
-    candles has no candle times at all).
-
-    Raises ValueError if a text column varies or a column is partly null (the fixed layout would
-    be wrong).
-    """
+    candles has no candle times at all). Raises NotFixedWidth otherwise."""
     n = frame.height
     if n == 0:
         return b""
     fields: list[tuple[str, str]] = [("n", ">i2")]
-    values: dict[str, object] = {"n": len(columns)}
-    for name, kind in columns:
+    values: dict[str, object] = {"n": frame.width}
+    for name, dtype in frame.schema.items():
         series = frame[name]
-        if kind == "text":
-            if not (series == series[0]).all():
-                raise ValueError(f"column {name} is not constant within the frame")
-            encoded = str(series[0]).encode()
-            fields.append((f"len_{name}", ">i4"))
-            values[f"len_{name}"] = len(encoded)
-            if encoded:
-                fields.append((name, f"S{len(encoded)}"))
-                values[name] = encoded
-            continue
         nulls = series.null_count()
         fields.append((f"len_{name}", ">i4"))
         if nulls == n:
             values[f"len_{name}"] = -1  # NULL: a length of -1 and no data bytes
             continue
         if nulls:
-            raise ValueError(f"column {name} is partly null ({nulls} of {n})")
-        values[f"len_{name}"] = np.dtype(_WIDTH[kind]).itemsize
-        fields.append((name, _WIDTH[kind]))
-        values[name] = _timestamps_us(series) if kind == "timestamptz" else series.to_numpy()
+            raise NotFixedWidth(f"column {name} is partly null ({nulls} of {n})")
+        width = _width(dtype)
+        if width is None:  # text
+            if not (series == series[0]).all():
+                raise NotFixedWidth(f"column {name} is not constant within the frame")
+            encoded = str(series[0]).encode()
+            values[f"len_{name}"] = len(encoded)
+            if encoded:
+                fields.append((name, f"S{len(encoded)}"))
+                values[name] = encoded
+            continue
+        values[f"len_{name}"] = np.dtype(width).itemsize
+        fields.append((name, width))
+        if isinstance(dtype, pl.Datetime):
+            values[name] = series.dt.epoch("us").to_numpy() - _PG_EPOCH_US
+        else:
+            values[name] = series.to_numpy()
     rows = np.empty(n, dtype=np.dtype(fields))
     for name, value in values.items():
         rows[name] = value
     return rows.tobytes()
-
-
-def cells_buffer(cells: pl.DataFrame) -> bytes:
-    """COPY tuples of one snapshot's cells (all text columns constant within a snapshot)."""
-    return rows_buffer(cells, _CELL_COLUMNS)
-
-
-def candles_buffer(candles: pl.DataFrame) -> bytes:
-    """COPY tuples of one snapshot's candles."""
-    return rows_buffer(candles, _CANDLE_COLUMNS)

@@ -1,29 +1,36 @@
-"""Numbered SQL migrations from `sql/`, applied once each, recorded in `helix_migrations`.
+"""Numbered SQL migrations from `sql/`, one runner for both dialects, recorded in
+`helix_migrations` (a file runs once per database).
 
-- `NNN_name.sql` runs on every PostgreSQL.
-- `NNN_name.timescale.sql` runs only where TimescaleDB is usable (see `timescale_support`); on
-  plain PostgreSQL they are skipped with one log line and not recorded, so they apply later if
+- `NNN_name.sql` is portable SQL: PostgreSQL and DuckDB both run it, so the embedded warehouse
+  has the same tables, columns and constraints as production (a test holds them to it).
+- `NNN_name.postgres.sql` runs on PostgreSQL only (BRIN indexes, constraint changes DuckDB
+  cannot make).
+- `NNN_name.timescale.sql` runs only where TimescaleDB is usable (`timescale_support`); on plain
+  PostgreSQL they are skipped with one log line and not recorded, so they apply later if
   TimescaleDB is installed and preloaded.
 - A file whose first line contains `helix:no-transaction` runs statement by statement outside a
   transaction (continuous aggregates require it); every other file runs in one transaction.
 
-Concurrent starts are safe: a session-level advisory lock admits one migrator at a time.
+Concurrent starts are safe: the target's lock (a PostgreSQL advisory lock, a lock file next to
+a DuckDB file) admits one migrator at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Literal, Protocol, Self
 
-import psycopg
+from helix_pipelines.warehouse.database import Connection, Dialect
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+(\.timescale)?\.sql$")
-_LOCK_KEY = 7_436_201_113  # arbitrary constant: the advisory lock of Helix migrations
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+(?:\.(postgres|timescale))?\.sql$")
+Only = Literal["postgres", "timescale"]
 
 CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS helix_migrations (
@@ -32,7 +39,7 @@ CREATE TABLE IF NOT EXISTS helix_migrations (
 )
 """
 SELECT_APPLIED = "SELECT version FROM helix_migrations"
-INSERT_APPLIED = "INSERT INTO helix_migrations (version) VALUES (%s)"
+INSERT_APPLIED = "INSERT INTO helix_migrations (version) VALUES (?)"
 # What the server says about TimescaleDB, in one round trip: created in this database,
 # installed on the server (creatable), and preloaded (CREATE EXTENSION needs that, and a server
 # without it closes the connection instead of raising an ordinary error).
@@ -47,8 +54,15 @@ SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),
 class Migration:
     version: str  # file name without '.sql'
     path: Path
-    timescale_only: bool
+    only: Only | None  # None: portable, every dialect runs it
     transactional: bool
+
+    @property
+    def timescale_only(self) -> bool:
+        return self.only == "timescale"
+
+    def runs_on(self, dialect: Dialect) -> bool:
+        return self.only is None or dialect == "postgres"
 
     @property
     def statements(self) -> list[str]:
@@ -72,13 +86,15 @@ def discover(directory: Path | None = None) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
         if not match:
-            raise ValueError(f"migration file {path.name} is not named NNN_name[.timescale].sql")
+            raise ValueError(
+                f"migration file {path.name} is not named NNN_name[.postgres|.timescale].sql"
+            )
         first_line = path.read_text().split("\n", 1)[0]
         migrations.append(
             Migration(
                 version=path.name.removesuffix(".sql"),
                 path=path,
-                timescale_only=match.group(2) is not None,
+                only=match.group(2),  # type: ignore[arg-type]
                 transactional="helix:no-transaction" not in first_line,
             )
         )
@@ -124,9 +140,23 @@ class TimescaleSupport:
         return "TimescaleDB is not installed on this server; continuing as plain PostgreSQL"
 
 
-def timescale_support(conn: psycopg.Connection) -> TimescaleSupport:
-    row = conn.execute(TIMESCALE_FACTS).fetchone()
-    assert row is not None
+class MigrationTarget(Protocol):
+    """What the runner needs of a database: an autocommit connection, transactions on it, a
+    lock that serializes migrators, and (PostgreSQL) what the server says about TimescaleDB."""
+
+    dialect: Dialect
+
+    def connection(self) -> Connection: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def lock(self) -> AbstractContextManager[None]: ...
+
+    def timescale(self) -> TimescaleSupport | None: ...
+
+
+def timescale_support(conn: Connection) -> TimescaleSupport:
+    row = conn.rows(TIMESCALE_FACTS)[0]
     return TimescaleSupport.from_answers(bool(row[0]), bool(row[1]), str(row[2]))
 
 
@@ -137,38 +167,36 @@ class MigrationResult:
     timescale: bool
 
 
-def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) -> MigrationResult:
-    """Apply pending migrations on `conn` (which must be in autocommit mode)."""
-    if not conn.autocommit:
-        raise ValueError("apply_migrations needs an autocommit connection")
-    migrations = discover(directory)
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-    try:
+def apply_migrations(target: MigrationTarget, directory: Path | None = None) -> MigrationResult:
+    """Apply the pending migrations this dialect runs, in number order."""
+    migrations = [m for m in discover(directory) if m.runs_on(target.dialect)]
+    conn = target.connection()
+    with target.lock():
         conn.execute(CREATE_MIGRATIONS_TABLE)
-        applied_before = {row[0] for row in conn.execute(SELECT_APPLIED)}
-        support = timescale_support(conn)
-        timescale = support.usable
+        applied_before = {row[0] for row in conn.rows(SELECT_APPLIED)}
+        support = target.timescale()
+        timescale = support is not None and support.usable
         applied, skipped = [], []
-        for migration in migrations:
-            if migration.version in applied_before:
-                continue
+        for migration in _pending(migrations, applied_before):
             if migration.timescale_only and not timescale:
                 skipped.append(migration.version)
                 continue
-            _apply(conn, migration)
+            _apply(target, conn, migration)
             applied.append(migration.version)
             log.info("applied migration %s", migration.version)
-        if skipped:
+        if skipped and support is not None:
             level = logging.WARNING if support.installed else logging.INFO
             log.log(level, "%s (skipped %s)", support.explanation(), ", ".join(skipped))
         return MigrationResult(applied, skipped, timescale)
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 
-def _apply(conn: psycopg.Connection, migration: Migration) -> None:
+def _pending(migrations: list[Migration], applied: set[str]) -> Iterator[Migration]:
+    return (m for m in migrations if m.version not in applied)
+
+
+def _apply(target: MigrationTarget, conn: Connection, migration: Migration) -> None:
     if migration.transactional:
-        with conn.transaction():
+        with target.transaction():
             for statement in migration.statements:
                 conn.execute(statement)
             conn.execute(INSERT_APPLIED, (migration.version,))

@@ -11,8 +11,9 @@ from helix_pipelines.analytics.outcomes import (
     score_clusters,
     score_signals,
 )
-from helix_pipelines.analytics.tables import CLUSTERS_SCHEMA, SIGNALS_SCHEMA
-from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA
+from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA
+from helix_pipelines.contracts.signals import SIGNALS_SCHEMA
+from helix_pipelines.contracts.tables import CLUSTERS_SCHEMA
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=3)

@@ -18,7 +18,7 @@ from helix_pipelines.analytics.clusters import (
 )
 from helix_pipelines.analytics.consensus import SourcedCluster, build_zones
 from helix_pipelines.analytics.profiles import level_grid, snapshot_profile
-from helix_pipelines.heatmaps.contracts import UTC_TIME
+from helix_pipelines.contracts.heatmaps import UTC_TIME
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -105,7 +105,7 @@ def test_a_profile_with_two_known_bumps_yields_exactly_those_clusters() -> None:
         (120.0, 121.0, 120.0),  # line 6.5: the plateau, peak at its first level
     ]
     low, high = clusters
-    assert (low.side, high.side) == ("long", "short")
+    assert (low.liquidated_side, high.liquidated_side) == ("long", "short")
     assert low.share == pytest.approx(24 / 50)
     assert high.share == pytest.approx(26 / 50)
     assert low.distance_pct == pytest.approx((106 - 112) / 112 * 100)
@@ -192,4 +192,4 @@ def test_consensus_groups_overlapping_bands_and_scores_agreement() -> None:
     assert strong.consensus_score == pytest.approx(1.0)  # 3/3 x (0.5 + 0.5 x 2/2)
     assert strong.peak_price == pytest.approx((111 * 0.2 + 112 * 0.2 + 113.25 * 0.4) / 0.8)
     assert lone.consensus_score == pytest.approx((1 / 3) * (0.5 + 0.5 * 1 / 2))
-    assert lone.side == "short"
+    assert lone.liquidated_side == "short"

@@ -10,6 +10,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from helix_pipelines.analytics.caps import (
+    apply_exposure_caps,
+    plan_violations,
+    portfolio_violations,
+)
 from helix_pipelines.analytics.risk import (
     DEFAULT_WICK_OVERSHOOT_ATR,
     REJECT_GEOMETRY,
@@ -18,16 +23,9 @@ from helix_pipelines.analytics.risk import (
     REJECT_REWARD_TO_RISK,
     RiskLimits,
     TradePlan,
-    apply_exposure_caps,
-    atr,
-    kelly_fraction,
-    liquidation_price,
-    plan_trade,
-    plan_violations,
-    portfolio_violations,
-    true_range,
-    wick_overshoot_atr,
 )
+from helix_pipelines.analytics.sizing import kelly_fraction, liquidation_price, plan_trade
+from helix_pipelines.analytics.volatility import atr, true_range, wick_overshoot_atr
 
 REASONS = (REJECT_GEOMETRY, REJECT_KELLY, REJECT_LEVERAGE, REJECT_REWARD_TO_RISK)
 
@@ -507,7 +505,7 @@ def test_plan_trade_rejects_malformed_input(overrides: dict, message: str) -> No
             "3",
             "max_total_exposure_fraction must be a positive finite number, got '3'",
         ),
-        ("max_open_signals", -2, "RiskLimits.max_open_signals must be an int >= 1, got -2"),
+        ("max_open_positions", -2, "RiskLimits.max_open_positions must be an int >= 1, got -2"),
     ],
 )
 def test_risk_limits_validation(field: str, value: object, message: str) -> None:
@@ -631,7 +629,7 @@ def test_apply_exposure_caps_hand_computed() -> None:
         risk_fraction=0.05,
         max_symbol_exposure_fraction=3.0,
         max_total_exposure_fraction=4.0,
-        max_open_signals=2,
+        max_open_positions=2,
     )
     btc = long_plan(limits)  # rr 2.5, qty 250, notional 25,000, 3x
     btc_worse = long_plan(limits, opposite_magnet_edge=104.1)  # target 104, rr 2.0
@@ -684,7 +682,7 @@ def test_apply_exposure_caps_hand_computed() -> None:
         )
     assert portfolio_violations(capped, limits) == []
     assert portfolio_violations(plans, limits) == [
-        "4 plans exceed max_open_signals 2",
+        "4 plans exceed max_open_positions 2",
         "more than one plan for BTCUSDT",
         f"total notional {math.fsum(p.notional_usd for p in plans)!r} exceeds the cap 40000.0",
     ]
@@ -720,7 +718,7 @@ limits_strategy = st.builds(
     min_reward_to_risk=st.floats(0.5, 3.0),
     max_symbol_exposure_fraction=st.floats(0.01, 20.0),
     max_total_exposure_fraction=st.floats(0.01, 50.0),
-    max_open_signals=st.integers(1, 12),
+    max_open_positions=st.integers(1, 12),
 )
 
 
@@ -844,9 +842,9 @@ def test_exposure_caps_hold_for_any_set_of_plans(limits: RiskLimits, candidates:
     ):
         event("total cap scaled the plans")
 
-    assert len(capped) <= limits.max_open_signals
+    assert len(capped) <= limits.max_open_positions
     assert len({p.symbol for p in capped}) == len(capped)
-    assert len(capped) == min(limits.max_open_signals, len({p.symbol for p in plans}))
+    assert len(capped) == min(limits.max_open_positions, len({p.symbol for p in plans}))
     assert (
         math.fsum(p.notional_usd for p in capped)
         <= limits.max_total_exposure_fraction * limits.account_equity_usd

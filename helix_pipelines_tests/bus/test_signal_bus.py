@@ -11,32 +11,28 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 import redis
 
-from helix_pipelines.bus.signals import (
-    PublishResult,
-    SignalConsumer,
-    SignalPublisher,
-    StreamSignal,
-    redacted_url,
-)
+from helix_pipelines.bus.consumer import SignalConsumer, StreamSignal
+from helix_pipelines.bus.publisher import PublishResult, SignalPublisher
+from helix_pipelines.contracts.signals import TradeSignal
+from helix_pipelines.secrets import redacted_url
+from helix_pipelines.testing.signals import make_signal
 
 REDIS_URL = os.environ.get("HELIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def make_signal(n: int, **extra: object) -> dict[str, object]:
-    return {
-        "signal_id": f"sig-{n:04d}",
-        "schema_version": 1,
-        "symbol": "BTCUSDT",
-        "side": "long" if n % 2 else "short",
-        "entry": 60_000.0 + n,
-        "stop": 59_500.0 + n,
-        **extra,
-    }
+CREATED = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def signal(n: int) -> TradeSignal:
+    """Signal number n; the same n always makes an equal signal."""
+    side = "long" if n % 2 else "short"
+    return make_signal(f"sig-{n:04d}", "BTC", side, entry=60_000.0 + n, created_at=CREATED)
 
 
 @pytest.fixture
@@ -83,7 +79,7 @@ def drain(cons: SignalConsumer, count: int = 10) -> list[StreamSignal]:
 def test_a_group_gets_each_signal_once_split_between_its_consumers(
     publisher: SignalPublisher, prefix: str
 ) -> None:
-    signals = [make_signal(n) for n in range(20)]
+    signals = [signal(n) for n in range(20)]
     result = publisher.publish(signals)
     assert result.published == 20
     assert result.duplicates == 0
@@ -102,14 +98,14 @@ def test_a_group_gets_each_signal_once_split_between_its_consumers(
     a.ack([s.stream_id for s in got["a"]])
     b.ack([s.stream_id for s in got["b"]])
 
-    ids_a = [s.signal["signal_id"] for s in got["a"]]
-    ids_b = [s.signal["signal_id"] for s in got["b"]]
+    ids_a = [s.signal.signal_id for s in got["a"]]
+    ids_b = [s.signal.signal_id for s in got["b"]]
     assert (len(ids_a), len(ids_b)) == (11, 9)  # alternating reads of 3: a 3+3+3+2, b 3+3+3
     assert set(ids_a).isdisjoint(ids_b)
     assert sorted(ids_a + ids_b) == [f"sig-{n:04d}" for n in range(20)]
     # Payloads round-trip whole, and stream ids match what the publisher returned.
-    by_id = {s.signal["signal_id"]: s for s in got["a"] + got["b"]}
-    assert by_id["sig-0007"].signal == make_signal(7)
+    by_id = {s.signal.signal_id: s for s in got["a"] + got["b"]}
+    assert by_id["sig-0007"].signal == signal(7)
     assert by_id["sig-0007"].deliveries == 1
     assert by_id["sig-0007"].stream_id == result.stream_ids[7]
     assert a.pending() == 0
@@ -120,7 +116,7 @@ def test_a_group_gets_each_signal_once_split_between_its_consumers(
 def test_a_second_group_receives_every_signal_independently(
     publisher: SignalPublisher, prefix: str
 ) -> None:
-    publisher.publish([make_signal(n) for n in range(5)])
+    publisher.publish([signal(n) for n in range(5)])
     executors = consumer(prefix, "executors", "a")
     first = drain(executors)
     executors.ack([s.stream_id for s in first])
@@ -128,8 +124,8 @@ def test_a_second_group_receives_every_signal_independently(
     # A group created after the fact still sees the stream's history (group starts at id 0).
     dashboards = consumer(prefix, "dashboards", "a")
     second = drain(dashboards)
-    assert [s.signal["signal_id"] for s in first] == [f"sig-{n:04d}" for n in range(5)]
-    assert [s.signal["signal_id"] for s in second] == [f"sig-{n:04d}" for n in range(5)]
+    assert [s.signal.signal_id for s in first] == [f"sig-{n:04d}" for n in range(5)]
+    assert [s.signal.signal_id for s in second] == [f"sig-{n:04d}" for n in range(5)]
     assert [s.stream_id for s in first] == [s.stream_id for s in second]
     assert executors.pending() == 0
     assert dashboards.pending() == 5  # acks are per group
@@ -138,32 +134,32 @@ def test_a_second_group_receives_every_signal_independently(
 def test_creating_a_consumer_twice_keeps_the_group_and_its_position(
     publisher: SignalPublisher, prefix: str
 ) -> None:
-    publisher.publish([make_signal(n) for n in range(3)])
+    publisher.publish([signal(n) for n in range(3)])
     first = consumer(prefix, "executors", "a")
     first.ack([s.stream_id for s in drain(first)])
     restarted = consumer(prefix, "executors", "a")  # BUSYGROUP is ignored, position kept
     assert drain(restarted) == []
-    publisher.publish([make_signal(3)])
-    assert [s.signal["signal_id"] for s in drain(restarted)] == ["sig-0003"]
+    publisher.publish([signal(3)])
+    assert [s.signal.signal_id for s in drain(restarted)] == ["sig-0003"]
 
 
 def test_a_consumer_survives_its_stream_being_deleted(
     publisher: SignalPublisher, prefix: str, client: redis.Redis
 ) -> None:
     cons = consumer(prefix, "executors", "a")
-    publisher.publish([make_signal(1)])
+    publisher.publish([signal(1)])
     cons.ack([s.stream_id for s in drain(cons)])
     client.delete(publisher.stream, publisher.published_set)  # e.g. a flushed Redis
     assert cons.read() == []  # NOGROUP: the group is created again
-    publisher.publish([make_signal(2)])
-    assert [s.signal["signal_id"] for s in drain(cons)] == ["sig-0002"]
+    publisher.publish([signal(2)])
+    assert [s.signal.signal_id for s in drain(cons)] == ["sig-0002"]
 
 
 def test_publishing_a_signal_again_appends_nothing(
     publisher: SignalPublisher, prefix: str, client: redis.Redis
 ) -> None:
-    first = publisher.publish([make_signal(1), make_signal(2)])
-    again = publisher.publish([make_signal(2), make_signal(3), make_signal(3)])
+    first = publisher.publish([signal(1), signal(2)])
+    again = publisher.publish([signal(2), signal(3), signal(3)])
     assert first == PublishResult(published=2, duplicates=0, stream_ids=first.stream_ids)
     assert again.published == 1
     assert again.duplicates == 2  # sig-0002 from before, sig-0003 repeated within the call
@@ -171,7 +167,7 @@ def test_publishing_a_signal_again_appends_nothing(
     assert client.smembers(publisher.published_set) == {b"sig-0001", b"sig-0002", b"sig-0003"}
     # A second publisher (another run, another process) shares the same memory of ids.
     with SignalPublisher(REDIS_URL, key_prefix=prefix) as other:
-        assert other.publish([make_signal(1)]) == PublishResult(0, 1, [])
+        assert other.publish([signal(1)]) == PublishResult(0, 1, [])
     ids = [fields[b"signal_id"] for _entry_id, fields in client.xrange(publisher.stream, "-", "+")]
     assert ids == [b"sig-0001", b"sig-0002", b"sig-0003"]
 
@@ -181,12 +177,12 @@ def test_concurrent_duplicate_publishes_append_once(prefix: str, client: redis.R
     rounds = 25
     results: list[list[PublishResult]] = [[], []]
 
-    def run(i: int, barrier: threading.Barrier, batch: list[dict[str, object]]) -> None:
+    def run(i: int, barrier: threading.Barrier, batch: list[TradeSignal]) -> None:
         barrier.wait()  # both threads send the same batch at the same moment
         results[i].append(publishers[i].publish(batch))
 
     for round_no in range(rounds):
-        batch = [make_signal(round_no * 10 + k) for k in range(10)]
+        batch = [signal(round_no * 10 + k) for k in range(10)]
         barrier = threading.Barrier(2)
         threads = [threading.Thread(target=run, args=(i, barrier, batch)) for i in range(2)]
         for thread in threads:
@@ -214,7 +210,7 @@ def test_subscribers_are_notified_with_the_new_ids(
         assert confirmation is not None
         assert confirmation["type"] == "subscribe"
 
-        publisher.publish([make_signal(n) for n in range(60)])
+        publisher.publish([signal(n) for n in range(60)])
         message = pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
         assert message is not None
         assert message["channel"] == publisher.channel.encode()
@@ -225,11 +221,11 @@ def test_subscribers_are_notified_with_the_new_ids(
         }
 
         # Only new signals are announced; an all-duplicate call stays quiet.
-        publisher.publish([make_signal(0), make_signal(60)])
+        publisher.publish([signal(0), signal(60)])
         message = pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
         assert message is not None
         assert orjson.loads(message["data"])["signal_ids"] == ["sig-0060"]
-        publisher.publish([make_signal(60)])
+        publisher.publish([signal(60)])
         assert pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
     finally:
         pubsub.close()
@@ -238,7 +234,7 @@ def test_subscribers_are_notified_with_the_new_ids(
 def test_entries_of_a_dead_consumer_are_reclaimed_by_another(
     publisher: SignalPublisher, prefix: str
 ) -> None:
-    publisher.publish([make_signal(n) for n in range(4)])
+    publisher.publish([signal(n) for n in range(4)])
     dead = consumer(prefix, "executors", "a", claim_idle_ms=200)
     taken = dead.read(count=10)  # "a" dies here: read, never acked
     assert [s.deliveries for s in taken] == [1, 1, 1, 1]
@@ -249,7 +245,7 @@ def test_entries_of_a_dead_consumer_are_reclaimed_by_another(
     time.sleep(0.3)
     reclaimed = survivor.read(count=10)
     assert [s.stream_id for s in reclaimed] == [s.stream_id for s in taken]
-    assert [s.signal for s in reclaimed] == [make_signal(n) for n in range(4)]
+    assert [s.signal for s in reclaimed] == [signal(n) for n in range(4)]
     assert [s.deliveries for s in reclaimed] == [2, 2, 2, 2]
     assert survivor.ack([s.stream_id for s in reclaimed]) == 4
     assert survivor.pending() == 0
@@ -263,20 +259,20 @@ def test_entries_of_a_dead_consumer_are_reclaimed_by_another(
 def test_reclaimed_entries_come_before_new_ones_within_count(
     publisher: SignalPublisher, prefix: str
 ) -> None:
-    publisher.publish([make_signal(n) for n in range(3)])
+    publisher.publish([signal(n) for n in range(3)])
     consumer(prefix, "executors", "a", claim_idle_ms=100).read(count=3)
-    publisher.publish([make_signal(n) for n in range(3, 6)])
+    publisher.publish([signal(n) for n in range(3, 6)])
     survivor = consumer(prefix, "executors", "b", claim_idle_ms=100)
     time.sleep(0.2)
     batch = survivor.read(count=4)
-    assert [(s.signal["signal_id"], s.deliveries) for s in batch] == [
+    assert [(s.signal.signal_id, s.deliveries) for s in batch] == [
         ("sig-0000", 2),
         ("sig-0001", 2),
         ("sig-0002", 2),
         ("sig-0003", 1),
     ]
     rest = survivor.read(count=10)
-    assert [s.signal["signal_id"] for s in rest] == ["sig-0004", "sig-0005"]
+    assert [s.signal.signal_id for s in rest] == ["sig-0004", "sig-0005"]
     assert survivor.ack([s.stream_id for s in batch + rest]) == 6
     assert survivor.pending() == 0
 
@@ -284,16 +280,16 @@ def test_reclaimed_entries_come_before_new_ones_within_count(
 def test_malformed_entries_are_dead_lettered_and_good_ones_still_flow(
     publisher: SignalPublisher, prefix: str, client: redis.Redis
 ) -> None:
-    publisher.publish([make_signal(1)])
+    publisher.publish([signal(1)])
     not_json = client.xadd(publisher.stream, {"signal_id": "bad-1", "payload": b"{not json"})
     not_utf8 = client.xadd(publisher.stream, {"payload": b"\xff\xfe\x00"})
     no_payload = client.xadd(publisher.stream, {"signal_id": "bad-3"})
     a_list = client.xadd(publisher.stream, {"payload": b"[1, 2]"})
-    publisher.publish([make_signal(2)])
+    publisher.publish([signal(2)])
 
     cons = consumer(prefix, "executors", "a")
     got = drain(cons)
-    assert [s.signal["signal_id"] for s in got] == ["sig-0001", "sig-0002"]
+    assert [s.signal.signal_id for s in got] == ["sig-0001", "sig-0002"]
     assert cons.dead_lettered == 4
     assert cons.ack([s.stream_id for s in got]) == 2
     assert cons.pending() == 0  # malformed entries were acked too
@@ -306,10 +302,10 @@ def test_malformed_entries_are_dead_lettered_and_good_ones_still_flow(
         a_list,
     ]
     reasons = [fields[b"reason"].decode() for _id, fields in dead]
-    assert reasons[0].startswith("payload is not JSON")
-    assert reasons[1].startswith("payload is not JSON")
+    assert reasons[0].startswith("signal payload is not JSON")
+    assert reasons[1].startswith("signal payload is not JSON")
     assert reasons[2] == "no 'payload' field"
-    assert reasons[3] == "payload is a JSON list, not an object"
+    assert reasons[3] == "signal payload is a JSON list, not an object"
     first = dead[0][1]
     assert first[b"field:payload"] == b"{not json"
     assert first[b"field:signal_id"] == b"bad-1"
@@ -318,30 +314,51 @@ def test_malformed_entries_are_dead_lettered_and_good_ones_still_flow(
     assert first[b"source_stream"] == publisher.stream.encode()
 
 
-def test_invalid_signals_are_rejected_before_anything_is_written(
+def test_only_trade_signals_are_published_and_nothing_on_a_bad_batch(
     publisher: SignalPublisher, client: redis.Redis
 ) -> None:
-    with pytest.raises(ValueError, match=r"signal #1: 'signal_id' must be a non-empty string"):
-        publisher.publish([make_signal(0), {"schema_version": 1}])
-    with pytest.raises(ValueError, match=r"signal 'sig-0002': 'schema_version' must be an int"):
-        publisher.publish([make_signal(2, schema_version="1")])
-    with pytest.raises(ValueError, match=r"signal 'sig-0003' cannot be serialized"):
-        publisher.publish([make_signal(3, extra={1.5: "float key"})])
+    bad = signal(1).to_row()
+    with pytest.raises(TypeError, match=r"signal #1 is a dict, not a TradeSignal"):
+        publisher.publish([signal(0), bad])  # type: ignore[list-item]
     assert client.exists(publisher.stream, publisher.published_set) == 0
     assert publisher.publish([]) == PublishResult(0, 0, [])
+
+
+def test_entries_breaking_the_contract_or_of_unknown_version_are_dead_lettered(
+    publisher: SignalPublisher, prefix: str, client: redis.Redis
+) -> None:
+    def entry(**changes: object) -> bytes:
+        row = {**signal(9).to_row(), "created_at": "2026-11-30T12:00:00Z", **changes}
+        row["as_of"] = row["created_at"]
+        return orjson.dumps(row)
+
+    newer = client.xadd(publisher.stream, {"payload": entry(schema_version=2)})
+    stop_above = client.xadd(publisher.stream, {"payload": entry(stop_loss=70_000.0)})
+    missing = client.xadd(publisher.stream, {"payload": orjson.dumps({"signal_id": "x"})})
+    publisher.publish([signal(1)])
+
+    cons = consumer(prefix, "executors", "a")
+    assert [s.signal for s in drain(cons)] == [signal(1)]
+    dead = {
+        fields[b"source_id"]: fields[b"reason"].decode()
+        for _, fields in client.xrange(cons.dead_letter_stream)
+    }
+    assert dead[newer].startswith("signal 'sig-0009' has schema_version 2; this build reads [1]")
+    assert dead[stop_above] == ("signal sig-0009: stop and target are not on both sides of entry")
+    assert dead[missing].startswith("signal 'x' is malformed: KeyError(")
 
 
 def test_the_stream_is_trimmed_to_about_maxlen(prefix: str, client: redis.Redis) -> None:
     with SignalPublisher(REDIS_URL, key_prefix=prefix, stream_maxlen=50) as pub:
         for start in range(0, 600, 100):
-            pub.publish([make_signal(n) for n in range(start, start + 100)])
+            pub.publish([signal(n) for n in range(start, start + 100)])
         length = client.xlen(pub.stream)
     # Approximate trimming drops whole radix-tree nodes (100 entries by default): never below
     # maxlen, and far below the 600 published.
     assert 50 <= length <= 250
     # Trimmed entries stay remembered: they are not appended again.
     with SignalPublisher(REDIS_URL, key_prefix=prefix, stream_maxlen=50) as pub:
-        assert pub.publish([make_signal(0)]).duplicates == 1
+        assert pub.publish([signal(0)]).duplicates == 1
 
 
 @pytest.mark.parametrize(
@@ -371,7 +388,7 @@ def test_reprs_and_logs_never_show_the_password(
     url = "redis://default:s3cret@127.0.0.1:6379/0"
     with caplog.at_level("DEBUG"):
         with SignalPublisher(url, key_prefix=prefix) as pub:
-            assert pub.publish([make_signal(1)]).published == 1
+            assert pub.publish([signal(1)]).published == 1
         with SignalConsumer(url, "executors", "a", key_prefix=prefix, claim_idle_ms=0) as cons:
             assert len(cons.read()) == 1
             assert len(cons.read()) == 1  # its own entry, idle >= 0 ms: reclaimed and logged

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from helix_pipelines.coinglass.budget import BASE_TIERS, demand_per_minute, plan_tiers
-from helix_pipelines.coinglass.endpoints import RANGES
+from helix_pipelines.contracts.vocabulary import RANGES
 
 
 def test_every_range_belongs_to_exactly_one_tier() -> None:

@@ -20,11 +20,7 @@ import orjson
 import pytest
 
 from helix_pipelines.coinglass.client import CoinGlassClient, peek_code
-from helix_pipelines.coinglass.endpoints import (
-    SUPPORTED_COINS_PATH,
-    SUPPORTED_EXCHANGE_PAIRS_PATH,
-    HeatmapRequest,
-)
+from helix_pipelines.coinglass.endpoints import SUPPORTED_COINS_PATH, SUPPORTED_EXCHANGE_PAIRS_PATH
 from helix_pipelines.coinglass.errors import (
     CoinGlassAuthError,
     CoinGlassRateLimitError,
@@ -33,7 +29,8 @@ from helix_pipelines.coinglass.errors import (
     CoinGlassUnavailableError,
 )
 from helix_pipelines.coinglass.ratelimit import RateLimiter
-from helix_pipelines_tests.fakes.coinglass_server import (
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.testing.coinglass_server import (
     DEFAULT_API_KEY,
     DEFAULT_COINS,
     DEFAULT_EXCHANGE_PAIRS,

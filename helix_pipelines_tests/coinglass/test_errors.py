@@ -20,8 +20,8 @@ from helix_pipelines.coinglass.errors import (
     CoinGlassRequestError,
     CoinGlassServerError,
     error_for_status,
-    redact,
 )
+from helix_pipelines.secrets import redact
 
 
 @pytest.mark.parametrize(

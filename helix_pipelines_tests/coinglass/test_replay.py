@@ -6,10 +6,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
 from helix_pipelines.coinglass.errors import CoinGlassPayloadError, CoinGlassRequestError
 from helix_pipelines.coinglass.replay import ReplaySource
 from helix_pipelines.coinglass.settings import SourceSettings, open_source
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 
 
 def test_replay_serves_recorded_bytes_untouched(tmp_path: Path) -> None:

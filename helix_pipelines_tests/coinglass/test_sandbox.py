@@ -7,8 +7,9 @@ import orjson
 import polars as pl
 import pytest
 
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
 from helix_pipelines.coinglass.sandbox import RANGE_SHAPES, SandboxHeatmaps, SandboxSource
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.normalize import normalize_payload
 
 NOW = datetime(2026, 11, 25, 12, 7, 30, tzinfo=UTC)

@@ -10,12 +10,13 @@ from helix_pipelines.defs.analytics import (
 )
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step
 from helix_pipelines.defs.resources import default_resources
+from helix_pipelines.services.settings import Settings
 
 
 def test_analytics_refresh_after_new_heatmaps_and_only_then() -> None:
     assets = dg.Definitions(
         assets=[ingest_heatmaps_step, analyze_liquidations, cluster_outcomes],
-        resources=default_resources(),
+        resources=default_resources(Settings.from_env()),
     )
     instance = dg.DagsterInstance.ephemeral()
     selection = dg.AssetSelection.groups("analytics")

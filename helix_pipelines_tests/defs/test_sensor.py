@@ -4,9 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from helix_pipelines.contracts.heatmaps import UniverseMember
 from helix_pipelines.defs.resources import CoinGlassResource, UniverseResource, WarehouseResource
 from helix_pipelines.defs.universe import symbol_universe_sensor
-from helix_pipelines.warehouse.base import UniverseMember
 
 
 def evaluate(tmp_path: Path, symbols: list[str], cursor: str | None = None):
@@ -34,7 +34,7 @@ def test_sensor_requests_a_refresh_when_the_universe_changes(tmp_path: Path, mon
     assert isinstance(skipped, dg.SkipReason)
 
     # Once stored, a fresh sensor (no cursor) also recognises it.
-    warehouse.get().replace_universe(
+    warehouse.get().heatmaps.replace_universe(
         [UniverseMember("coin", "", "BTC", 1), UniverseMember("coin", "", "ETH", 2)]
     )
     assert isinstance(evaluate(tmp_path, ["BTC", "ETH"])[0], dg.SkipReason)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -12,21 +11,22 @@ import pytest
 import redis
 
 from helix_pipelines.analytics.risk import RiskLimits
-from helix_pipelines.bus.signals import SignalConsumer
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
-from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
+from helix_pipelines.bus.consumer import SignalConsumer
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.defs.analytics import analyze_liquidations, cluster_outcomes
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step
 from helix_pipelines.defs.partitions import heatmap_partition_key
 from helix_pipelines.defs.resources import (
     ArchiveResource,
     CoinGlassResource,
-    RiskLimitsResource,
+    RiskResource,
     SignalBusResource,
     UniverseResource,
     WarehouseResource,
 )
 from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.testing.recordings import record_sandbox
+from helix_pipelines.testing.warehouses import read_table
 
 pytestmark = pytest.mark.e2e
 
@@ -35,24 +35,10 @@ AT = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 
 
-def record_sandbox(directory: Path) -> None:
-    sandbox = SandboxHeatmaps(clock=lambda: AT)
-    for symbol in SYMBOLS:
-        for model in MODELS:
-            for range_ in RANGES:
-                request = HeatmapRequest("coin", symbol, model, range_)
-                (directory / request.capture_name).write_bytes(sandbox.payload(request))
-    (directory / "supported-coins.json").write_text(
-        '{"code": "0", "data": ["BTC", "ETH", "SOL", "XRP", "DOGE"]}'
-    )
-
-
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("analytics")
-    replay = root / "replay"
-    replay.mkdir()
-    record_sandbox(replay)
+    replay = record_sandbox(root / "replay", AT, SYMBOLS)
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
     dsn = request.getfixturevalue("module_pg_dsn") if request.param == "postgres" else None
     resources = {
@@ -60,7 +46,7 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         "warehouse": WarehouseResource(duckdb_path=str(root / "helix.duckdb"), pg_dsn=dsn),
         "archive": ArchiveResource(archive_root=str(root / "a"), quarantine_root=str(root / "q")),
         "universe": UniverseResource(symbols=SYMBOLS),
-        "risk": RiskLimitsResource(),
+        "risk": RiskResource(),
         "signal_bus": SignalBusResource(redis_url=REDIS_URL, key_prefix=prefix),
     }
     instance = dg.DagsterInstance.ephemeral()
@@ -104,13 +90,13 @@ def test_clusters_zones_and_signals_are_stored_and_checked(pipeline) -> None:
     checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
     assert checks == {"clusters_inside_levels_shares_valid": True, "signals_within_risk_caps": True}
     warehouse = pipeline["warehouse"]
-    clusters = warehouse.read_table("liquidation_clusters")
-    signals = warehouse.read_table("trade_signals")
+    clusters = read_table(warehouse, "liquidation_clusters")
+    signals = read_table(warehouse, "trade_signals")
     assert clusters.height == meta(first, "liquidation_clusters")["clusters"]
     assert set(clusters["symbol"]) == set(SYMBOLS)
     assert set(clusters["profile"]) == {"cumulative", "live"}
     assert clusters["share"].is_between(0, 1).all()
-    assert warehouse.read_table("consensus_zones")["consensus_score"].max() == 1.0
+    assert read_table(warehouse, "consensus_zones")["consensus_score"].max() == 1.0
     assert signals.height >= 1
     assert signals.height == meta(first, "trade_signals")["signals"]
     limits = RiskLimits()
@@ -135,21 +121,21 @@ def test_clusters_zones_and_signals_are_stored_and_checked(pipeline) -> None:
 
 def test_signals_are_published_once_and_reruns_add_nothing(pipeline) -> None:
     first, second = pipeline["first"], pipeline["second"]
-    signals = pipeline["warehouse"].read_table("trade_signals")
+    signals = read_table(pipeline["warehouse"], "trade_signals")
     assert meta(first, "trade_signals")["published"] == signals.height
     assert meta(second, "trade_signals")["new_signals"] == 0
     assert meta(second, "trade_signals")["published"] == 0
     consumer = pipeline["consumer"]
     received = consumer.read(count=100)
-    assert sorted(s.signal["signal_id"] for s in received) == sorted(signals["signal_id"])
+    assert sorted(s.signal.signal_id for s in received) == sorted(signals["signal_id"])
     assert consumer.ack([s.stream_id for s in received]) == len(received)
     assert consumer.read(count=100) == []
 
 
 def test_outcomes_asset_scores_what_it_can(pipeline) -> None:
     meta_outcomes = meta(pipeline["first"], "cluster_outcomes")
-    clusters = pipeline["warehouse"].read_table("liquidation_clusters").height
-    signals = pipeline["warehouse"].read_table("trade_signals").height
+    clusters = read_table(pipeline["warehouse"], "liquidation_clusters").height
+    signals = read_table(pipeline["warehouse"], "trade_signals").height
     # No candle after the (fixed, past) snapshot time exists yet: everything is still open.
     assert meta_outcomes["scored"] == 0
     assert meta_outcomes["still_open"] == clusters + signals
@@ -158,12 +144,12 @@ def test_outcomes_asset_scores_what_it_can(pipeline) -> None:
 def test_signals_breaking_a_risk_cap_are_withheld_before_storage_or_publication(
     pipeline, monkeypatch
 ) -> None:
-    import helix_pipelines.defs.analytics as analytics_defs
+    import helix_pipelines.services.signals as signals_service
 
     monkeypatch.setattr(
-        analytics_defs, "signal_violations", lambda result, limits: ["BTC: leverage 99 above 10"]
+        signals_service, "signal_violations", lambda result, limits: ["BTC: leverage 99 above 10"]
     )
-    stored_before = pipeline["warehouse"].read_table("trade_signals").height
+    stored_before = read_table(pipeline["warehouse"], "trade_signals").height
     run = dg.materialize(
         [analyze_liquidations], resources=pipeline["resources"], instance=pipeline["instance"],
         raise_on_error=False,
@@ -174,4 +160,4 @@ def test_signals_breaking_a_risk_cap_are_withheld_before_storage_or_publication(
     assert signals_meta["signals"] == 0
     assert signals_meta["withheld_signals"] == stored_before
     assert signals_meta["published"] == 0
-    assert pipeline["warehouse"].read_table("trade_signals").height == stored_before
+    assert read_table(pipeline["warehouse"], "trade_signals").height == stored_before

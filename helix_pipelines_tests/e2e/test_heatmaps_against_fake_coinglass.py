@@ -15,7 +15,8 @@ import polars as pl
 import psycopg
 import pytest
 
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step, materialized_metadata
 from helix_pipelines.defs.partitions import heatmap_partition_key
 from helix_pipelines.defs.resources import (
@@ -25,7 +26,7 @@ from helix_pipelines.defs.resources import (
     WarehouseResource,
 )
 from helix_pipelines.defs.universe import symbol_universe
-from helix_pipelines_tests.fakes.coinglass_server import (
+from helix_pipelines.testing.coinglass_server import (
     FakeCoinGlassServer,
     default_heatmap_payload,
 )

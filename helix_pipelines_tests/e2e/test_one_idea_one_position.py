@@ -17,8 +17,7 @@ import dagster as dg
 import pytest
 
 from helix_pipelines.clock import utc_now
-from helix_pipelines.coinglass.endpoints import MODELS, RANGES, HeatmapRequest
-from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.defs.analytics import analyze_liquidations
 from helix_pipelines.defs.execution import executor_job
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step
@@ -27,29 +26,18 @@ from helix_pipelines.defs.resources import (
     ArchiveResource,
     CoinGlassResource,
     ExecutorResource,
-    RiskLimitsResource,
+    RiskResource,
     SignalBusResource,
     UniverseResource,
     WarehouseResource,
 )
 from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.testing.recordings import record_sandbox
+from helix_pipelines.testing.warehouses import read_table
 
 pytestmark = pytest.mark.e2e
 
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
-
-
-def record(directory: Path, at) -> None:
-    directory.mkdir()
-    sandbox = SandboxHeatmaps(clock=lambda: at)
-    for symbol in SYMBOLS:
-        for model in MODELS:
-            for range_ in RANGES:
-                request = HeatmapRequest("coin", symbol, model, range_)
-                (directory / request.capture_name).write_bytes(sandbox.payload(request))
-    (directory / "supported-coins.json").write_text(
-        f'{{"code": "0", "data": {SYMBOLS!r}}}'.replace("'", '"')
-    )
 
 
 def refresh(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -66,7 +54,7 @@ def refresh(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProces
 
 def executor_metadata(resources: dict, instance: dg.DagsterInstance) -> dict:
     run = executor_job.execute_in_process(
-        resources={"warehouse": resources["warehouse"], "executor": resources["executor"]},
+        resources={k: resources[k] for k in ("warehouse", "executor", "risk")},
         instance=instance,
     )
     assert run.success
@@ -79,8 +67,10 @@ def test_a_refresh_with_nudged_heatmaps_gives_new_signals_and_no_new_orders(
 ) -> None:
     monkeypatch.delenv("HELIX_EXECUTOR_MODE", raising=False)
     now = utc_now()
-    record(tmp_path / "first", now)
-    record(tmp_path / "later", now + timedelta(minutes=5))  # one more 5-minute candle
+    record_sandbox(tmp_path / "first", now, SYMBOLS)
+    record_sandbox(
+        tmp_path / "later", now + timedelta(minutes=5), SYMBOLS
+    )  # one more 5-minute candle
     resources = {
         "coinglass": CoinGlassResource(replay_dir=str(tmp_path / "first")),
         "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "helix.duckdb")),
@@ -89,34 +79,34 @@ def test_a_refresh_with_nudged_heatmaps_gives_new_signals_and_no_new_orders(
         ),
         "universe": UniverseResource(symbols=SYMBOLS),
         "executor": ExecutorResource(),
-        "risk": RiskLimitsResource(),
+        "risk": RiskResource(),
         "signal_bus": SignalBusResource(),
     }
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([symbol_universe], resources=resources, instance=instance).success
     refresh(resources, instance)
     store = resources["warehouse"].get()
-    first_signals = set(store.read_table("trade_signals")["signal_id"])
+    first_signals = set(read_table(store, "trade_signals")["signal_id"])
     assert first_signals, "the sandbox at this moment should give trade signals"
     first = executor_metadata(resources, instance)
     assert first["counts"] == {"placed": len(first_signals)}
     book = first["positions"]
     assert len(book) == len(first_signals)
-    fills = store.read_table("paper_fills").height
+    fills = read_table(store, "paper_fills").height
 
     # The same trade ideas again: the symbols now held, their heatmaps a candle later.
     resources["coinglass"] = CoinGlassResource(replay_dir=str(tmp_path / "later"))
     resources["universe"] = UniverseResource(symbols=sorted(book))
     assert dg.materialize([symbol_universe], resources=resources, instance=instance).success
     refresh(resources, instance)
-    new_signals = set(store.read_table("trade_signals")["signal_id"]) - first_signals
+    new_signals = set(read_table(store, "trade_signals")["signal_id"]) - first_signals
     assert new_signals, "nudged heatmaps give new signal ids"
     again = executor_metadata(resources, instance)
 
     assert "placed" not in again["counts"]
     assert again["counts"]["skipped"] == len(new_signals)
     assert again["positions"] == book  # the book after the run: unchanged, nothing doubled
-    assert store.read_table("paper_fills").height == fills
+    assert read_table(store, "paper_fills").height == fills
     assert (
         "one trade idea, one position" in again["decisions"]
         or "neither flips" in again["decisions"]

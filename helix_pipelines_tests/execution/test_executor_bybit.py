@@ -14,19 +14,22 @@ import pytest
 from pybit.unified_trading import HTTP
 
 from helix_pipelines.clock import utc_now
+from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.execution.bybit import BybitBroker
 from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.guard import GuardLimits
-from helix_pipelines.execution.orders import Signal, order_link_id_for
-from helix_pipelines.execution.store import ExecutorStore
-from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines_tests.fakes.bybit_server import (
+from helix_pipelines.execution.orders import order_link_id_for
+from helix_pipelines.execution.ports import ExecutorStore, halt
+from helix_pipelines.testing.bybit_server import (
     DEFAULT_INSTRUMENTS,
     HEDGE,
     ONE_WAY,
     FakeBybitServer,
     make_instrument,
 )
+from helix_pipelines.testing.signals import make_signal
+from helix_pipelines.testing.warehouses import duckdb_warehouse
+from helix_pipelines.warehouse import Warehouse
 
 CREATE = "/v5/order/create"
 REALTIME = "/v5/order/realtime"
@@ -50,10 +53,14 @@ def session_for(server: FakeBybitServer, secret: str | None = None) -> HTTP:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> DuckDBWarehouse:
-    store = DuckDBWarehouse(tmp_path / "helix.duckdb")
-    store.ensure_schema()
-    return store
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    opened = duckdb_warehouse(tmp_path / "helix.duckdb")
+    yield opened
+    opened.close()
+
+
+def store_of(warehouse: Warehouse) -> ExecutorStore:
+    return warehouse.executor_store("testnet")
 
 
 class Clock:
@@ -66,7 +73,7 @@ class Clock:
 
 def executor(
     server: FakeBybitServer,
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     *,
     clock: Clock | None = None,
     **broker_options: object,
@@ -74,7 +81,7 @@ def executor(
     options: dict = {"confirm_seconds": 0.6, "visibility_grace_seconds": 5.0, **broker_options}
     broker = BybitBroker(session_for(server), "testnet", **options)
     limits = GuardLimits(max_order_notional_usd=50_000, max_symbol_notional_usd=50_000)
-    return Executor(broker, ExecutorStore(warehouse, "testnet"), limits, clock=clock or utc_now)
+    return Executor(broker, store_of(warehouse), limits, clock=clock or utc_now)
 
 
 def signal(
@@ -83,19 +90,15 @@ def signal(
     created_at: datetime | None = None,
     symbol: str = "BTC",
     side: str = "long",
-) -> Signal:
+) -> TradeSignal:
     entry = {"BTC": 65_000.0, "ETH": 3_200.0, "PEPE": 0.000019, "SHIB": 0.000024}[symbol]
-    below, above = entry * 0.97, entry * 1.075
-    return Signal.from_mapping({
-        "signal_id": signal_id, "symbol": symbol, "side": side, "entry": entry,
-        "stop_loss": below if side == "long" else above,
-        "take_profit": above if side == "long" else below, "qty": qty, "leverage": 3,
-        "created_at": created_at or utc_now(),
-    })  # fmt: skip
+    return make_signal(
+        signal_id, symbol, side, entry=entry, qty=qty, leverage=3, created_at=created_at
+    )
 
 
-def row(warehouse: DuckDBWarehouse, signal_id: str = "sig-1") -> dict:
-    found = ExecutorStore(warehouse, "testnet").order(order_link_id_for(signal_id))
+def row(warehouse: Warehouse, signal_id: str = "sig-1") -> dict:
+    found = store_of(warehouse).order(order_link_id_for(signal_id))
     assert found is not None
     return found
 
@@ -110,7 +113,7 @@ def test_a_signal_becomes_one_quantized_order_with_exchange_side_tp_and_sl(
     runner.start(["BTC"], 2)
     decision = runner.process(signal())
     assert decision.action == "placed"
-    assert decision.reason == "Buy 0.012 BTCUSDT filled at 65,000"
+    assert decision.reason == "long 0.012 BTCUSDT filled at 65,000"
     (order,) = server.orders.values()
     assert order["orderLinkId"] == order_link_id_for("sig-1")
     assert order["qty"] == "0.012"  # qtyStep 0.001, rounded down
@@ -136,7 +139,7 @@ def test_the_same_signal_delivered_twice_gives_one_order(server, warehouse) -> N
 
 def test_a_halted_executor_places_nothing(server, warehouse) -> None:
     runner = executor(server, warehouse)
-    runner.store.halt("kill switch", utc_now())
+    halt(runner.store, "kill switch", utc_now())
     decision = runner.process(signal())
     assert decision.action == "skipped"
     assert "trading halted: kill switch" in decision.reason
@@ -190,7 +193,7 @@ def test_a_timeout_after_the_venue_accepted_gives_no_duplicate(server, warehouse
     runner = executor(server, warehouse)
     decision = runner.process(signal())
     assert decision.action == "placed"
-    assert decision.reason.startswith("Buy 0.012 BTCUSDT filled at 65,000 (found by orderLinkId")
+    assert decision.reason.startswith("long 0.012 BTCUSDT filled at 65,000 (found by orderLinkId")
     assert "ReadTimeout" in decision.reason
     assert server.order_count() == 1
     assert runner.process(signal()).action == "duplicate"
@@ -275,11 +278,11 @@ def test_a_rate_limit_past_patience_defers_never_rejects(server, warehouse) -> N
 
 
 def test_restart_reconciles_a_pending_order_with_the_venue(server, warehouse) -> None:
-    store = ExecutorStore(warehouse, "testnet")
+    store = store_of(warehouse)
     olid = order_link_id_for("sig-9")
     now = utc_now()
     # A crash between persisting 'pending' and hearing back: the venue has the order.
-    store.save_order(order_link_id=olid, signal_id="sig-9", symbol="BTC", side="Buy", qty="0.010",
+    store.save_order(order_link_id=olid, signal_id="sig-9", symbol="BTC", side="long", qty="0.010",
                      status="pending", leverage=1, created_at=now, updated_at=now)  # fmt: skip
     session_for(server).place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
                                     qty="0.010", orderLinkId=olid, positionIdx=0)  # fmt: skip
@@ -337,7 +340,7 @@ def test_a_partial_fill_is_recorded_as_such(server, warehouse) -> None:
     decision = executor(server, warehouse).process(signal())
     assert decision.action == "placed"
     assert decision.reason == (
-        "Buy 0.012 BTCUSDT: 0.005 filled at 65,000, the rest cancelled by the venue "
+        "long 0.012 BTCUSDT: 0.005 filled at 65,000, the rest cancelled by the venue "
         "(Bybit: PartiallyFilledCanceled)"
     )
     stored = row(warehouse)
@@ -403,7 +406,7 @@ def test_positions_are_read_across_pages(server, warehouse) -> None:
 def test_market_orders_are_capped_by_max_mkt_order_qty(server, warehouse) -> None:
     limits = GuardLimits(max_order_notional_usd=1e9, max_symbol_notional_usd=1e9)
     broker = BybitBroker(session_for(server), "testnet", confirm_seconds=0.5)
-    runner = Executor(broker, ExecutorStore(warehouse, "testnet"), limits)
+    runner = Executor(broker, store_of(warehouse), limits)
     decision = runner.process(signal(qty=150.0))
     assert decision.action == "placed"
     assert decision.reason.endswith("; capped from 150.000 to maxMktOrderQty 119.000")

@@ -9,14 +9,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from helix_pipelines.execution.brokers import PaperBroker
+from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.guard import GuardLimits
-from helix_pipelines.execution.orders import Signal, order_link_id_for
-from helix_pipelines.execution.store import ExecutorStore
-from helix_pipelines.warehouse.base import Warehouse
-from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
+from helix_pipelines.execution.orders import order_link_id_for
+from helix_pipelines.execution.paper import PaperBroker
+from helix_pipelines.execution.ports import halt, halted, reset_halt
+from helix_pipelines.testing.signals import make_signal
+from helix_pipelines.testing.warehouses import duckdb_warehouse, postgres_warehouse, read_table
+from helix_pipelines.warehouse import Warehouse
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -32,12 +33,11 @@ class Clock:
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
     if request.param == "duckdb":
-        store: Warehouse = DuckDBWarehouse(tmp_path / "helix.duckdb")
+        opened = duckdb_warehouse(tmp_path / "helix.duckdb")
     else:
-        store = PostgresWarehouse(request.getfixturevalue("pg_dsn"))
-    store.ensure_schema()
-    yield store
-    store.close()
+        opened = postgres_warehouse(request.getfixturevalue("pg_dsn"))
+    yield opened
+    opened.close()
 
 
 class Rig:
@@ -49,26 +49,27 @@ class Rig:
 
     def executor(self) -> Executor:
         broker = PaperBroker(
-            self.warehouse, self.prices.get, clock=self.clock, slippage_bps=0, fee_rate=0.0
-        )
+            self.warehouse.paper_book(), self.prices.get, clock=self.clock, slippage_bps=0,
+            fee_rate=0.0,
+        )  # fmt: skip
         return Executor(
-            broker, ExecutorStore(self.warehouse, "paper"), self.limits, clock=self.clock
+            broker, self.warehouse.executor_store("paper"), self.limits, clock=self.clock
         )
 
     def fills(self) -> pl.DataFrame:
-        return self.warehouse.read_table("paper_fills")
+        return read_table(self.warehouse, "paper_fills")
 
 
 def signal(
     signal_id: str = "s1", symbol: str = "BTC", side: str = "long", qty: float = 0.02, **kw: object
-) -> Signal:
+) -> TradeSignal:
     entry = {"BTC": 100_000.0, "ETH": 3_000.0}[symbol]
     below, above = entry * 0.98, entry * 1.05
-    return Signal.from_mapping({
-        "signal_id": signal_id, "symbol": symbol, "side": side, "entry": entry,
-        "stop_loss": below if side == "long" else above, "take_profit": above if side == "long" else below,
-        "qty": qty, "leverage": 2, "created_at": kw.get("created_at", NOW),
-    })  # fmt: skip
+    return make_signal(
+        signal_id, symbol, side, entry=entry, stop_loss=below if side == "long" else above,
+        take_profit=above if side == "long" else below, qty=qty, leverage=2,
+        created_at=kw.get("created_at", NOW),  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def test_the_same_signal_twice_gives_one_order(warehouse: Warehouse) -> None:
@@ -80,11 +81,11 @@ def test_the_same_signal_twice_gives_one_order(warehouse: Warehouse) -> None:
     assert second.action == "duplicate"
     assert rig.fills().height == 1
     assert rig.fills()["qty"][0] == pytest.approx(0.02)
-    orders = warehouse.read_table("executor_orders")
+    orders = read_table(warehouse, "executor_orders")
     assert orders.select("order_link_id", "status", "qty").rows() == [
         (order_link_id_for("s1"), "filled", "0.020")
     ]
-    decisions = warehouse.read_table("executor_decisions").sort("decided_at")
+    decisions = read_table(warehouse, "executor_decisions").sort("decided_at")
     assert decisions["action"].to_list() == ["placed", "duplicate"]
 
 
@@ -111,13 +112,13 @@ def test_a_stale_signal_is_skipped_and_stays_skipped(warehouse: Warehouse) -> No
 
 def test_a_halted_executor_places_nothing_until_reset(warehouse: Warehouse) -> None:
     rig = Rig(warehouse)
-    store = ExecutorStore(warehouse, "paper")
-    store.halt("manual kill switch", NOW)
+    store = warehouse.executor_store("paper")
+    halt(store, "manual kill switch", NOW)
     decision = rig.executor().process(signal("s1"))
     assert decision.action == "skipped"
     assert "trading halted: manual kill switch" in decision.reason
     assert rig.fills().height == 0
-    store.reset_halt(NOW)
+    reset_halt(store, NOW)
     assert rig.executor().process(signal("s2")).action == "placed"
 
 
@@ -133,8 +134,8 @@ def test_daily_loss_halts_and_the_halt_survives_a_restart(warehouse: Warehouse) 
     assert decision.action == "skipped"
     assert "daily loss 100.00" in decision.reason
     restarted = rig.executor()
-    halted, reason = ExecutorStore(warehouse, "paper").halted()
-    assert halted
+    is_halted, reason = halted(warehouse.executor_store("paper"))
+    assert is_halted
     assert "daily loss" in reason
     assert restarted.process(signal("s3", symbol="ETH")).action == "skipped"
 
@@ -165,7 +166,7 @@ def test_concurrent_executors_never_double_an_order_or_break_a_cap(warehouse: Wa
     rig = Rig(warehouse, GuardLimits(max_open_positions=1, max_daily_loss_usd=100.0))
     decisions = []
 
-    def run(sig: Signal) -> None:
+    def run(sig: TradeSignal) -> None:
         decisions.append(rig.executor().process(sig))
 
     same = [threading.Thread(target=run, args=(signal("s1"),)) for _ in range(3)]

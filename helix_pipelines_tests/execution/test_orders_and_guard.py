@@ -7,17 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helix_pipelines.contracts.signals import InvalidSignal, TradeSignal, UnknownSchemaVersion
 from helix_pipelines.execution.guard import AccountState, GuardLimits, guard_reason
 from helix_pipelines.execution.orders import (
     Instrument,
-    InvalidSignal,
     Position,
-    Signal,
     order_link_id_for,
     order_size_problem,
     quantize_price,
     quantize_qty,
 )
+from helix_pipelines.testing.signals import make_signal
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BTC = Instrument(
@@ -25,14 +25,13 @@ BTC = Instrument(
 )
 
 
-def signal(**overrides: object) -> Signal:
-    fields = {
-        "signal_id": "sig-1", "symbol": "BTCUSDT", "side": "long", "entry": 100_000.0,
-        "stop_loss": 98_000.0, "take_profit": 105_000.0, "qty": 0.0257, "leverage": 2,
-        "created_at": NOW,
-    }  # fmt: skip
+def signal(**overrides: object) -> TradeSignal:
+    fields = make_signal(
+        "sig-1", "BTCUSDT", entry=100_000.0, stop_loss=98_000.0, take_profit=105_000.0,
+        qty=0.0257, leverage=2, created_at=NOW,
+    ).to_row()  # fmt: skip
     fields.update(overrides)
-    return Signal.from_mapping(fields)
+    return TradeSignal.from_row(fields)
 
 
 def test_order_link_id_is_deterministic_and_fits_bybit() -> None:
@@ -73,7 +72,9 @@ def test_malformed_signals_are_clear_errors() -> None:
     with pytest.raises(InvalidSignal, match="side must be long or short"):
         signal(side="up")
     with pytest.raises(InvalidSignal, match="is malformed"):
-        Signal.from_mapping({"signal_id": "x"})
+        TradeSignal.from_row({"signal_id": "x"})
+    with pytest.raises(UnknownSchemaVersion, match="schema_version 2; this build reads"):
+        signal(schema_version=2)
     assert signal(created_at="2026-11-25T12:00:00+00:00").created_at == NOW
 
 

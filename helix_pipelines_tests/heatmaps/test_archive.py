@@ -6,10 +6,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.normalize import normalize_payload
-from helix_pipelines_tests.payloads import encode, v4_document
+from helix_pipelines.testing.payloads import encode, v4_document
 
 FETCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -10,10 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
-from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, CELLS_SCHEMA
+from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA, CELLS_SCHEMA, HeatmapRequest
 from helix_pipelines.heatmaps.normalize import normalize_payload, snapshot_id_for
-from helix_pipelines_tests.payloads import T0, as_v3, encode, v4_document
+from helix_pipelines.testing.payloads import T0, as_v3, encode, v4_document
 
 REQUEST = HeatmapRequest("coin", "BTC", 2, "180d")
 FETCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -113,7 +112,7 @@ def test_v4_ledger_records_what_the_payload_said() -> None:
 
 
 def test_leading_empty_columns_are_an_ordinary_payload() -> None:
-    """REAL_API_FACTS: the first Model 2 legacy cells seen started at x = 5."""
+    """docs/real-apis.md: the first Model 2 legacy cells seen started at x = 5."""
     document = v4_document(n_candles=8, cells=[[5, 0, 1081080.0], [6, 0, 2006640.0], [7, 3, 5.5]])
     snapshot = normalize(encode(document))
     assert snapshot.loaded

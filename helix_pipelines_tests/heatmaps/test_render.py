@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 from helix_pipelines.heatmaps.normalize import normalize_payload
 from helix_pipelines.heatmaps.render import encode_png, heatmap_grid, render_png
-from helix_pipelines_tests.payloads import encode, v4_document
+from helix_pipelines.testing.payloads import encode, v4_document
 
 
 def decode_png(png: bytes) -> np.ndarray:

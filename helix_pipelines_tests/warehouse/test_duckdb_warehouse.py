@@ -7,15 +7,14 @@ import duckdb
 import polars as pl
 import pytest
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 from helix_pipelines.heatmaps.normalize import normalize_payload
-from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines_tests.payloads import encode, v4_document
+from helix_pipelines.testing.payloads import encode, v4_document
+from helix_pipelines.testing.warehouses import duckdb_warehouse, rows
 
 
 def test_failed_batch_rolls_back_entirely(tmp_path: Path) -> None:
-    warehouse = DuckDBWarehouse(tmp_path / "helix.duckdb")
-    warehouse.ensure_schema()
+    warehouse = duckdb_warehouse(tmp_path / "helix.duckdb")
     at = datetime(2026, 11, 25, tzinfo=UTC)
     good = normalize_payload(encode(v4_document()), HeatmapRequest("coin", "BTC", 1, "3d"), at)
     broken = normalize_payload(encode(v4_document()), HeatmapRequest("coin", "ETH", 1, "3d"), at)
@@ -23,7 +22,6 @@ def test_failed_batch_rolls_back_entirely(tmp_path: Path) -> None:
         broken, "cells", broken.cells.with_columns(pl.lit(None, pl.Float64).alias("price"))
     )
     with pytest.raises(duckdb.ConstraintException):
-        warehouse.store_snapshots([good, broken])
-    with warehouse.connect() as con:
-        assert con.execute("SELECT count(*) FROM heatmap_snapshots").fetchone() == (0,)
-        assert con.execute("SELECT count(*) FROM liquidation_data_raw").fetchone() == (0,)
+        warehouse.heatmaps.store_snapshots([good, broken])
+    assert rows(warehouse, "SELECT count(*) FROM heatmap_snapshots") == [(0,)]
+    assert rows(warehouse, "SELECT count(*) FROM liquidation_data_raw") == [(0,)]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from helix_pipelines.coinglass.endpoints import MODELS, HeatmapRequest
 from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
-from helix_pipelines.heatmaps.normalize import NormalizedSnapshot, normalize_payload
+from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot
+from helix_pipelines.contracts.vocabulary import MODELS
+from helix_pipelines.heatmaps.normalize import normalize_payload
+from helix_pipelines.secrets import redacted_dsn
+from helix_pipelines.testing.warehouses import postgres_warehouse
+from helix_pipelines.warehouse import postgres_db
 from helix_pipelines.warehouse.migrations import (
     TIMESCALE_FACTS,
     TimescaleSupport,
@@ -22,10 +25,11 @@ from helix_pipelines.warehouse.migrations import (
     sql_dir,
     timescale_support,
 )
-from helix_pipelines.warehouse.postgres_warehouse import (
-    PostgresWarehouse,
+from helix_pipelines.warehouse.postgres_db import (
+    PostgresConnection,
+    PostgresDatabase,
+    PostgresMigrationTarget,
     WarehouseConnectionError,
-    redacted_dsn,
 )
 
 AT = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
@@ -44,25 +48,31 @@ def count(dsn: str, query: str) -> int:
     return int(row[0])
 
 
+APPLIED_ON_PLAIN_POSTGRES = [
+    "001_heatmap_tables",
+    "004_analytics_tables",
+    "005_executor_tables",
+    "006_real_payload_facts",
+    "007_executor_fills",
+    "008_snapshot_checks.postgres",
+    "009_one_word_per_concept",
+    "010_cells_brin.postgres",
+]
+
+
 def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
     pg_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn, caplog.at_level(logging.INFO):
-        first = apply_migrations(conn)
-        second = apply_migrations(conn)
+        first = apply_migrations(PostgresMigrationTarget(conn))
+        second = apply_migrations(PostgresMigrationTarget(conn))
         recorded = [
             row[0] for row in conn.execute("SELECT version FROM helix_migrations ORDER BY 1")
         ]
         hypertable_functions = conn.execute(
             "SELECT count(*) FROM pg_proc WHERE proname = 'create_hypertable'"
         ).fetchone()
-    assert first.applied == [
-        "001_heatmap_tables",
-        "004_analytics_tables",
-        "005_executor_tables",
-        "006_real_payload_facts",
-        "007_executor_fills",
-    ]
+    assert first.applied == APPLIED_ON_PLAIN_POSTGRES
     assert first.timescale is False
     assert first.skipped_timescale == [
         "002_hypertables.timescale",
@@ -100,39 +110,34 @@ def test_timescale_is_used_only_when_the_server_says_it_works(
 
 def test_the_server_is_asked_what_it_has(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        support = timescale_support(conn)
+        support = timescale_support(PostgresConnection(conn))
     assert support == TimescaleSupport(created=False, installed=False, preloaded=False)
 
 
-class AnswersTimescaleFacts:
+class AnswersTimescaleFacts(PostgresConnection):
     """A real connection, except that the TimescaleDB question gets scripted answers."""
 
     def __init__(self, conn: psycopg.Connection, answers: tuple[bool, bool, str]) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._answers = answers
 
-    def execute(self, query: str, params: object = None) -> object:
-        if query == TIMESCALE_FACTS:
-            answers = self._answers
+    def rows(self, sql_text: str, params: object = ()) -> list[tuple]:
+        if sql_text == TIMESCALE_FACTS:
+            return [self._answers]
+        return super().rows(sql_text, params)  # type: ignore[arg-type]
 
-            class Row:
-                @staticmethod
-                def fetchone() -> tuple[bool, bool, str]:
-                    return answers
 
-            return Row()
-        return self._conn.execute(query, params)  # type: ignore[arg-type]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._conn, name)
+class ScriptedTarget(PostgresMigrationTarget):
+    def __init__(self, conn: psycopg.Connection, answers: tuple[bool, bool, str]) -> None:
+        super().__init__(conn)
+        self._port = AnswersTimescaleFacts(conn, answers)
 
 
 def test_installed_but_not_preloaded_goes_on_as_plain_postgres_with_the_fix_named(
     pg_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as real, caplog.at_level(logging.INFO):
-        conn = AnswersTimescaleFacts(real, (False, True, "pg_stat_statements"))
-        result = apply_migrations(conn)  # type: ignore[arg-type]
+        result = apply_migrations(ScriptedTarget(real, (False, True, "pg_stat_statements")))
         assert not real.closed
         assert real.execute("SELECT count(*) FROM heatmap_snapshots").fetchone() == (0,)
     assert result.timescale is False
@@ -148,14 +153,14 @@ def test_installed_but_not_preloaded_goes_on_as_plain_postgres_with_the_fix_name
 def test_a_missing_database_fails_at_once_with_the_reason(pg_dsn: str) -> None:
     missing = pg_dsn.replace("dbname=helix_test_", "dbname=helix_missing_")
     with pytest.raises(WarehouseConnectionError, match="does not exist") as caught:
-        PostgresWarehouse(missing)
+        PostgresDatabase(missing)
     assert "helix_missing_" in str(caught.value)
 
 
 def test_an_unknown_login_fails_at_once_and_never_shows_the_password(pg_dsn: str) -> None:
     dsn = f"{pg_dsn} user=helix_no_such_role password=s3cretpw"
     with pytest.raises(WarehouseConnectionError, match='role "helix_no_such_role"') as caught:
-        PostgresWarehouse(dsn)
+        PostgresDatabase(dsn)
     assert "s3cretpw" not in str(caught.value)
 
 
@@ -164,32 +169,23 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
 
     def migrate() -> None:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            results.append(apply_migrations(conn).applied)
+            results.append(apply_migrations(PostgresMigrationTarget(conn)).applied)
 
     threads = [threading.Thread(target=migrate) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [
-        [],
-        [],
-        [],
-        [
-            "001_heatmap_tables",
-            "004_analytics_tables",
-            "005_executor_tables",
-            "006_real_payload_facts",
-            "007_executor_fills",
-        ],
-    ]
+    assert sorted(results) == [[], [], [], APPLIED_ON_PLAIN_POSTGRES]
 
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == ["001", "002", "003", "004", "005", "006", "007"]
-    assert [m.timescale_only for m in migrations] == [False, True, True, False, False, False, False]
-    assert [m.transactional for m in migrations] == [True, True, False, True, True, True, True]
+    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 11)]
+    assert [m.only for m in migrations] == [
+        None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres",
+    ]  # fmt: skip
+    assert [m.transactional for m in migrations] == [m.version[:3] != "003" for m in migrations]
     assert all(m.statements for m in migrations)
 
 
@@ -202,49 +198,46 @@ def test_badly_named_migration_is_rejected(tmp_path: Path) -> None:
 def test_dsn_password_is_never_shown(pg_dsn: str) -> None:
     assert "s3cret" not in redacted_dsn("postgresql://helix:s3cret@db.example:5432/quantprod")
     assert "password=***" in redacted_dsn("host=db user=helix password=s3cret dbname=quantprod")
-    with PostgresWarehouse(pg_dsn) as warehouse:
-        assert "dbname=helix_test_" in warehouse.description
+    warehouse = postgres_warehouse(pg_dsn)
+    assert "dbname=helix_test_" in warehouse.description
+    warehouse.close()
 
 
-class PausingWarehouse(PostgresWarehouse):
-    """Stops after the first COPY chunk until the test says go (to kill the connection mid-COPY)."""
-
-    def __init__(self, dsn: str) -> None:
-        super().__init__(dsn)
-        self.first_chunk_sent = threading.Event()
-        self.resume = threading.Event()
-
-    def _cell_chunks(self, loaded: Sequence[NormalizedSnapshot]) -> Iterator[bytes]:
-        for i, chunk in enumerate(super()._cell_chunks(loaded)):
-            yield chunk
-            if i == 0:
-                self.first_chunk_sent.set()
-                self.resume.wait(timeout=30)
-
-
-def test_connection_killed_mid_copy_leaves_nothing_and_a_retry_loads_once(pg_dsn: str) -> None:
-    batch = [sandbox_snapshot(s, 1, "1y") for s in ("BTC", "ETH", "SOL", "XRP")]  # > one chunk
+def test_connection_killed_mid_copy_leaves_nothing_and_a_retry_loads_once(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = [sandbox_snapshot(s, 1, "1y") for s in ("BTC", "ETH", "SOL", "XRP")]
     expected_cells = sum(s.cells.height for s in batch)
-    warehouse = PausingWarehouse(pg_dsn)
-    warehouse.ensure_schema()
+    monkeypatch.setattr(postgres_db, "COPY_CHUNK_BYTES", 64 << 10)  # many chunks per snapshot
+    first_chunk_sent, resume = threading.Event(), threading.Event()
+    real_write = psycopg.Copy.write
+
+    def write_then_pause(copy: psycopg.Copy, buffer: bytes) -> None:
+        real_write(copy, buffer)
+        if not first_chunk_sent.is_set():
+            first_chunk_sent.set()
+            resume.wait(timeout=30)
+
+    warehouse = postgres_warehouse(pg_dsn)
+    monkeypatch.setattr(psycopg.Copy, "write", write_then_pause)
     errors: list[BaseException] = []
 
     def load() -> None:
         try:
-            warehouse.store_snapshots(batch)
+            warehouse.heatmaps.store_snapshots(batch)
         except BaseException as exc:  # the killed connection's error, checked below
             errors.append(exc)
 
     loader = threading.Thread(target=load)
     loader.start()
-    assert warehouse.first_chunk_sent.wait(timeout=30)
+    assert first_chunk_sent.wait(timeout=30)
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         killed = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE '%COPY liquidation_data_raw%' "
+            "WHERE datname = current_database() AND query LIKE '%COPY%liquidation_data_raw%' "
             "AND pid <> pg_backend_pid()"
         ).fetchall()
-    warehouse.resume.set()
+    resume.set()
     loader.join(timeout=30)
 
     assert killed == [(True,)]
@@ -253,9 +246,8 @@ def test_connection_killed_mid_copy_leaves_nothing_and_a_retry_loads_once(pg_dsn
     assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 0
     assert count(pg_dsn, "SELECT count(*) FROM liquidation_data_raw") == 0
 
-    warehouse.resume.set()  # no pause on the retry's first chunk
-    retry = warehouse.store_snapshots(batch)
-    again = warehouse.store_snapshots(batch)
+    retry = warehouse.heatmaps.store_snapshots(batch)  # no pause: the first chunk is past
+    again = warehouse.heatmaps.store_snapshots(batch)
     warehouse.close()
     assert retry.snapshots_added == 4
     assert retry.cells_added == expected_cells
@@ -270,15 +262,15 @@ def test_concurrent_loads_of_different_partitions_neither_deadlock_nor_duplicate
     """Three models of the same symbols share candle rows: the classic deadlock setup."""
     symbols = ["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB"]
     batches = {model: [sandbox_snapshot(s, model) for s in symbols] for model in MODELS}
-    with PostgresWarehouse(pg_dsn, max_connections=6) as warehouse:
-        warehouse.ensure_schema()
+    warehouse = postgres_warehouse(pg_dsn, max_connections=6)
+    try:
         errors: list[BaseException] = []
 
         def load(model: int, reverse: bool) -> None:
             batch = batches[model][::-1] if reverse else batches[model]
             try:
                 for _ in range(2):  # the second pass replays: must add nothing
-                    warehouse.store_snapshots(batch)
+                    warehouse.heatmaps.store_snapshots(batch)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -289,7 +281,8 @@ def test_concurrent_loads_of_different_partitions_neither_deadlock_nor_duplicate
             t.start()
         for t in threads:
             t.join(timeout=120)
-
+    finally:
+        warehouse.close()
     assert errors == []
     expected_cells = sum(s.cells.height for batch in batches.values() for s in batch)
     assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 18

@@ -8,16 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-import psycopg
 import pytest
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
-from helix_pipelines.heatmaps.contracts import CANDLES_SCHEMA, CELLS_SCHEMA, LEDGER_SCHEMA
+from helix_pipelines.contracts.heatmaps import (
+    CANDLES_SCHEMA,
+    CELLS_SCHEMA,
+    LEDGER_SCHEMA,
+    HeatmapRequest,
+    UniverseMember,
+)
 from helix_pipelines.heatmaps.normalize import normalize_payload
-from helix_pipelines.warehouse.base import UniverseMember, Warehouse
-from helix_pipelines.warehouse.duckdb_warehouse import DuckDBWarehouse
-from helix_pipelines.warehouse.postgres_warehouse import PostgresWarehouse
-from helix_pipelines_tests.payloads import encode, v4_document
+from helix_pipelines.testing.payloads import encode, v4_document
+from helix_pipelines.testing.warehouses import duckdb_warehouse, execute, postgres_warehouse
+from helix_pipelines.testing.warehouses import rows as _rows
+from helix_pipelines.warehouse import Warehouse
 
 FETCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -25,23 +29,17 @@ FETCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
     if request.param == "duckdb":
-        store: Warehouse = DuckDBWarehouse(tmp_path / "nested" / "helix.duckdb")
+        opened = duckdb_warehouse(tmp_path / "nested" / "helix.duckdb")
     else:
-        store = PostgresWarehouse(request.getfixturevalue("pg_dsn"))
-    store.ensure_schema()
-    store.ensure_schema()  # idempotent
-    yield store
-    store.close()
+        opened = postgres_warehouse(request.getfixturevalue("pg_dsn"))
+    assert opened.database.migrate().applied == []  # idempotent: everything applied already
+    yield opened
+    opened.close()
 
 
 def rows(warehouse: Warehouse, query: str) -> list[tuple]:
-    """Run raw SQL on either backend (test inspection only)."""
-    if isinstance(warehouse, DuckDBWarehouse):
-        with warehouse.connect() as con:
-            return con.execute(query).fetchall()
-    assert isinstance(warehouse, PostgresWarehouse)
-    with psycopg.connect(warehouse._dsn, autocommit=True) as conn:
-        return conn.execute(query).fetchall()
+    """Raw SQL on either backend (test inspection only)."""
+    return _rows(warehouse, query)
 
 
 def frame(warehouse: Warehouse, query: str, schema: dict) -> pl.DataFrame:
@@ -69,7 +67,7 @@ def test_tables_have_the_contract_columns(warehouse: Warehouse) -> None:
 
 def test_store_round_trips_the_normalized_frames(warehouse: Warehouse) -> None:
     snap = snapshot()
-    result = warehouse.store_snapshots([snap])
+    result = warehouse.heatmaps.store_snapshots([snap])
 
     assert (result.snapshots_added, result.cells_added, result.candles_upserted) == (1, 5, 4)
     cells = frame(
@@ -84,24 +82,24 @@ def test_store_round_trips_the_normalized_frames(warehouse: Warehouse) -> None:
 
 def test_storing_again_adds_no_rows(warehouse: Warehouse) -> None:
     batch = [snapshot("BTC"), snapshot("ETH"), snapshot("BTC")]  # a repeat inside the batch too
-    first = warehouse.store_snapshots(batch)
-    again = warehouse.store_snapshots(batch)
+    first = warehouse.heatmaps.store_snapshots(batch)
+    again = warehouse.heatmaps.store_snapshots(batch)
 
     assert first.snapshots_added == 2
     assert first.already_known == 1
     assert (again.snapshots_added, again.cells_added, again.already_known) == (0, 0, 3)
     assert rows(warehouse, "SELECT count(*) FROM liquidation_data_raw") == [(10,)]
     assert rows(warehouse, "SELECT count(*) FROM heatmap_snapshots") == [(2,)]
-    assert warehouse.known_snapshots([batch[0].ledger.snapshot_id, "missing"]) == {
+    assert warehouse.heatmaps.known_snapshots([batch[0].ledger.snapshot_id, "missing"]) == {
         batch[0].ledger.snapshot_id: "loaded"
     }
 
 
 def test_candles_are_upserted_not_duplicated(warehouse: Warehouse) -> None:
-    warehouse.store_snapshots([snapshot(model=1)])
+    warehouse.heatmaps.store_snapshots([snapshot(model=1)])
     changed = v4_document()
     changed["data"]["price_candlesticks"][0][4] = "999"  # a corrected close for the same ts
-    warehouse.store_snapshots([snapshot(model=2, document=changed)])
+    warehouse.heatmaps.store_snapshots([snapshot(model=2, document=changed)])
     assert rows(warehouse, "SELECT count(*), max(close) FROM heatmap_candles") == [(4, 999.0)]
 
 
@@ -109,39 +107,38 @@ def test_quarantined_snapshot_is_ledgered_without_cells(warehouse: Warehouse) ->
     bad = normalize_payload(
         b'{"code":"0","data":{}}', HeatmapRequest("coin", "BTC", 1, "3d"), FETCHED_AT
     )
-    result = warehouse.store_snapshots([bad])
+    result = warehouse.heatmaps.store_snapshots([bad])
     assert (result.snapshots_added, result.quarantined_added, result.cells_added) == (0, 1, 0)
-    assert warehouse.known_snapshots([bad.ledger.snapshot_id]) == {
+    assert warehouse.heatmaps.known_snapshots([bad.ledger.snapshot_id]) == {
         bad.ledger.snapshot_id: "quarantined"
     }
-    summary = warehouse.ledger_summary()
+    summary = warehouse.heatmaps.ledger_summary()
     assert summary[0]["quarantined"] == 1
     assert summary[0]["loaded"] == 0
 
 
 def test_quality_counts_violations(warehouse: Warehouse) -> None:
     snap = snapshot()
-    warehouse.store_snapshots([snap])
-    clean = warehouse.quality([snap.ledger.snapshot_id])
+    warehouse.heatmaps.store_snapshots([snap])
+    clean = warehouse.heatmaps.quality([snap.ledger.snapshot_id])
     assert (clean.snapshots, clean.cells, clean.violations) == (1, 5, 0)
-    rows(warehouse, "UPDATE liquidation_data_raw SET liq_usd = -1 WHERE price = 110.0 RETURNING 1")
-    rows(warehouse, "DELETE FROM liquidation_data_raw WHERE price = 100.0 RETURNING 1")
-    rows(
-        warehouse,
-        "DELETE FROM heatmap_candles WHERE ts = (SELECT min(ts) FROM heatmap_candles) RETURNING 1",
+    execute(warehouse, "UPDATE liquidation_data_raw SET liq_usd = -1 WHERE price = 110.0")
+    execute(warehouse, "DELETE FROM liquidation_data_raw WHERE price = 100.0")
+    execute(
+        warehouse, "DELETE FROM heatmap_candles WHERE ts = (SELECT min(ts) FROM heatmap_candles)"
     )
-    dirty = warehouse.quality([snap.ledger.snapshot_id])
+    dirty = warehouse.heatmaps.quality([snap.ledger.snapshot_id])
     assert dirty.negative_or_nan_usd == 1
     assert dirty.cell_count_mismatch == 1
     assert dirty.candle_ts_without_candle == 1  # the cell at 110.0 lost its candle
 
 
 def test_universe_is_replaced(warehouse: Warehouse) -> None:
-    warehouse.replace_universe(
+    warehouse.heatmaps.replace_universe(
         [UniverseMember("coin", "", "BTC", 1), UniverseMember("coin", "", "ETH", 2)]
     )
-    warehouse.replace_universe([UniverseMember("coin", "", "SOL", 1)])
-    assert warehouse.load_universe() == [UniverseMember("coin", "", "SOL", 1)]
+    warehouse.heatmaps.replace_universe([UniverseMember("coin", "", "SOL", 1)])
+    assert warehouse.heatmaps.load_universe() == [UniverseMember("coin", "", "SOL", 1)]
 
 
 def test_a_snapshot_whose_x_runs_past_its_candles_round_trips_without_candle_times(
@@ -151,7 +148,7 @@ def test_a_snapshot_whose_x_runs_past_its_candles_round_trips_without_candle_tim
     document["data"].update(precision=2, rangeLow=99.5, rangeHigh=110.5)
     snap = snapshot(model=3, document=document)
     assert snap.ledger.x_axis == "beyond_candles"
-    result = warehouse.store_snapshots([snap])
+    result = warehouse.heatmaps.store_snapshots([snap])
     assert (result.snapshots_added, result.cells_added) == (1, 9)
     cells = frame(warehouse, "SELECT * FROM liquidation_data_raw ORDER BY x_index", CELLS_SCHEMA)
     assert cells.equals(snap.cells.sort("x_index"))
@@ -164,9 +161,11 @@ def test_a_snapshot_whose_x_runs_past_its_candles_round_trips_without_candle_tim
     ]
     (stored_json,) = rows(warehouse, "SELECT CAST(source_extra AS TEXT) FROM heatmap_snapshots")[0]
     assert json.loads(stored_json) == {"precision": 2, "rangeHigh": 110.5, "rangeLow": 99.5}
-    quality = warehouse.quality([snap.ledger.snapshot_id])
+    quality = warehouse.heatmaps.quality([snap.ledger.snapshot_id])
     assert (quality.cells, quality.violations) == (9, 0)
-    (fetched,) = warehouse.snapshot_cells([snap.ledger.snapshot_id]).select("x_index").rows()[:1]
+    (fetched,) = (
+        warehouse.heatmaps.snapshot_cells([snap.ledger.snapshot_id]).select("x_index").rows()[:1]
+    )
     assert fetched == (0,)
 
 
@@ -187,14 +186,14 @@ def test_unavailable_keys_are_ledgered_and_found_for_the_skip_window(
     grown_now = normalize_payload(
         encode(v4_document()), HeatmapRequest("coin", "GROWN", 2, "1y"), FETCHED_AT
     )
-    result = warehouse.store_snapshots([earlier, latest, recovered, grown_now])
+    result = warehouse.heatmaps.store_snapshots([earlier, latest, recovered, grown_now])
     assert (result.unavailable_added, result.snapshots_added, result.cells_added) == (3, 1, 5)
     assert earlier.ledger.snapshot_id != latest.ledger.snapshot_id  # each answer is recorded
     since = FETCHED_AT - timedelta(hours=24)
     # GROWN has data again (any model), YOUNG's newest answer in the window is still "no data".
-    assert warehouse.recently_unavailable("1y", since) == {("coin", "", "YOUNG")}
-    assert warehouse.recently_unavailable("3d", since) == set()
-    assert warehouse.recently_unavailable("1y", FETCHED_AT + timedelta(seconds=1)) == set()
-    summary = {(r["model"], r["range"]): r for r in warehouse.ledger_summary()}
+    assert warehouse.heatmaps.recently_unavailable("1y", since) == {("coin", "", "YOUNG")}
+    assert warehouse.heatmaps.recently_unavailable("3d", since) == set()
+    assert warehouse.heatmaps.recently_unavailable("1y", FETCHED_AT + timedelta(seconds=1)) == set()
+    summary = {(r["model"], r["range"]): r for r in warehouse.heatmaps.ledger_summary()}
     assert summary[1, "1y"]["unavailable"] == 3
     assert summary[2, "1y"]["loaded"] == 1

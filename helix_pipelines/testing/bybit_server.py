@@ -1,5 +1,5 @@
 """A local fake of the Bybit v5 REST API for linear USDT perpetuals: what Helix's broker calls,
-behaving as the real venue is documented and recorded to (REAL_API_FACTS).
+behaving as the real venue is documented and recorded to (docs/real-apis.md).
 
 Why a real HTTP server: the broker talks through a real pybit `HTTP` session, and what matters
 (request signing, read timeouts, a venue that accepted an order but never answered) only shows up
@@ -35,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from helix_pipelines_tests.fakes.loopback import LoopbackFake, LoopbackHandler
+from helix_pipelines.testing.loopback import LoopbackFake, LoopbackHandler
 
 DEFAULT_API_KEY = "helixFakeBybitKey01"
 DEFAULT_API_SECRET = "helixFakeBybitSecret0123456789abcdef"

@@ -1,4 +1,6 @@
-"""`helix executor serve`: the executor as a long-running consumer of the Redis signal stream.
+"""`helix executor serve`: the executor as a long-running consumer of the Redis signal stream
+(invalid entries, and signals of an unknown schema version, never reach it: the consumer moves
+them to the dead-letter stream).
 
 Reacts within a second (XREADGROUP blocks for at most `block_ms` and returns as soon as a signal
 arrives), acknowledges a signal only once its decision is settled, and on restart picks up what
@@ -15,21 +17,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from helix_pipelines.bus.signals import SignalConsumer
+from helix_pipelines.bus.consumer import SignalConsumer
+from helix_pipelines.contracts.vocabulary import UNSETTLED_ACTIONS
 from helix_pipelines.execution.executor import Executor
-from helix_pipelines.execution.orders import InvalidSignal, Signal
 
 log = logging.getLogger(__name__)
-
-# Decisions that are not settled yet: the signal is left pending on the stream for another look.
-UNSETTLED = frozenset({"unconfirmed", "deferred"})
 
 
 @dataclass
 class ServeStats:
     received: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
-    invalid: int = 0
     errors: int = 0
 
 
@@ -48,13 +46,7 @@ def serve(
     while not stop.is_set():
         for item in consumer.read(count=batch):
             stats.received += 1
-            try:
-                signal = Signal.from_mapping(item.signal)
-            except InvalidSignal as exc:
-                stats.invalid += 1
-                log.error("dropping invalid signal %s: %s", item.stream_id, exc)
-                consumer.ack([item.stream_id])
-                continue
+            signal = item.signal
             try:
                 decision = executor.process(signal)
             except Exception:
@@ -64,7 +56,7 @@ def serve(
                 stats.errors += 1
                 continue
             stats.decisions[decision.action] = stats.decisions.get(decision.action, 0) + 1
-            if decision.action not in UNSETTLED:
+            if decision.action not in UNSETTLED_ACTIONS:
                 consumer.ack([item.stream_id])
         if time.monotonic() - last_housekeeping >= housekeeping_seconds:
             try:

@@ -1,15 +1,74 @@
-"""The data contracts of DESIGN.md section 4 as polars schemas, shared by frames and tables.
-
-One name per concept everywhere: these column names are the DuckDB and PostgreSQL column names.
+"""The heatmap contracts: the key of one heatmap, the frames a snapshot normalizes into, its
+ledger row, and the universe member; polars schemas whose names are the table and column names
+in DuckDB and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Literal
 
 import polars as pl
+
+from helix_pipelines.contracts.vocabulary import (
+    MODELS,
+    RANGES,
+    SchemaVariant,
+    Scope,
+    SnapshotStatus,
+    TimeUnit,
+    XAxis,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HeatmapRequest:
+    """One heatmap: coin scope aggregates all exchanges (exchange is ''), pair scope is one venue."""
+
+    scope: Scope
+    symbol: str
+    model: int
+    range: str
+    exchange: str = ""
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.range not in RANGES:
+            raise ValueError(f"range must be one of {RANGES}, got {self.range!r}")
+        if self.scope not in ("coin", "pair"):
+            raise ValueError(f"scope must be 'coin' or 'pair', got {self.scope!r}")
+        if not self.symbol:
+            raise ValueError("symbol must not be empty")
+        if self.scope == "pair" and not self.exchange:
+            raise ValueError(f"pair-scope heatmap for {self.symbol} needs an exchange")
+        if self.scope == "coin" and self.exchange:
+            raise ValueError(f"coin-scope heatmap for {self.symbol} must not name an exchange")
+
+    @property
+    def path(self) -> str:
+        kind = "aggregated-heatmap" if self.scope == "coin" else "heatmap"
+        return f"/api/futures/liquidation/{kind}/model{self.model}"
+
+    @property
+    def params(self) -> dict[str, str]:
+        params = {"symbol": self.symbol, "range": self.range}
+        if self.scope == "pair":
+            params["exchange"] = self.exchange
+        return params
+
+    @property
+    def label(self) -> str:
+        """Short human name used in logs and metadata, e.g. 'BTC m2 3d' or 'Binance:BTCUSDT m1 1y'."""
+        who = f"{self.exchange}:{self.symbol}" if self.scope == "pair" else self.symbol
+        return f"{who} m{self.model} {self.range}"
+
+    @property
+    def capture_name(self) -> str:
+        """File name of this request in a capture/replay directory (one JSON file per request)."""
+        kind = "aggregated-heatmap" if self.scope == "coin" else f"heatmap_{self.exchange}"
+        return f"{kind}_model{self.model}_{self.symbol}_{self.range}.json"
+
 
 UTC_TIME = pl.Datetime("us", "UTC")
 
@@ -28,7 +87,7 @@ CELLS_SCHEMA: dict[str, pl.DataType] = {
 }
 """One row per heatmap cell. `x_index` is the column as served; `candle_ts` is the start of the
 candle it names, or null for every cell of a snapshot whose x axis runs past its candle list
-(REAL_API_FACTS: real Model 3 payloads may; then x is not a candle index and no time is guessed)."""
+(docs/real-apis.md: real Model 3 payloads may; then x is not a candle index and no time is guessed)."""
 
 CANDLES_SCHEMA: dict[str, pl.DataType] = {
     "scope": pl.String(),
@@ -66,13 +125,6 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "last_candle_ts": UTC_TIME,
     "source_extra": pl.String(),
 }
-
-SnapshotStatus = Literal["loaded", "quarantined", "unavailable"]
-SchemaVariant = Literal["v4", "v3"]
-XAxis = Literal["candles", "beyond_candles"]
-"""How a snapshot's x indexes relate to its candles: each x names a candle, or x runs past the
-candle list (so x is some other column index, and cells get no candle time)."""
-TimeUnit = Literal["s", "ms"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +177,30 @@ def empty_cells() -> pl.DataFrame:
 
 def empty_candles() -> pl.DataFrame:
     return pl.DataFrame(schema=CANDLES_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedSnapshot:
+    """One fetched heatmap: its ledger row and, when loaded, its cells and candles."""
+
+    ledger: LedgerRow
+    cells: pl.DataFrame
+    candles: pl.DataFrame
+
+    @property
+    def quarantined(self) -> bool:
+        return self.ledger.status == "quarantined"
+
+    @property
+    def loaded(self) -> bool:
+        return self.ledger.status == "loaded"
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseMember:
+    """One symbol the pipeline follows: coin scope (exchange '') or one exchange's pair."""
+
+    scope: str
+    exchange: str
+    symbol: str
+    rank: int

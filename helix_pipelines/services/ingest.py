@@ -28,23 +28,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from helix_pipelines.clock import utc_now
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
 from helix_pipelines.coinglass.errors import (
     CoinGlassAuthError,
     CoinGlassError,
     CoinGlassUnavailableError,
 )
+from helix_pipelines.coinglass.settings import SourceSettings, open_source
 from helix_pipelines.coinglass.source import HeatmapSource
+from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot, UniverseMember
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.normalize import (
-    NormalizedSnapshot,
     normalize_payload,
     payload_sha256,
     snapshot_id_for,
     unavailable_snapshot,
 )
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
-from helix_pipelines.warehouse.base import StoreResult, UniverseMember, Warehouse
+from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class IngestReport:
     loaded_snapshot_ids: list[str] = field(default_factory=list)
     preview: NormalizedSnapshot | None = None
     duration_seconds: float = 0.0
+    request_stats: dict[str, int] = field(default_factory=dict)
+    """What the run cost against the plan's budget (requests, retries, 429s, ...)."""
 
     @property
     def covered(self) -> int:
@@ -108,7 +110,7 @@ class _Fetched:
 
 async def ingest_heatmaps(
     source: HeatmapSource,
-    warehouse: Warehouse,
+    store: HeatmapStore,
     archive: ParquetArchive,
     quarantine: QuarantineStore,
     members: Sequence[UniverseMember],
@@ -132,7 +134,7 @@ async def ingest_heatmaps(
     report = IngestReport(
         model=model, range=range_, source_kind=source.kind, requested=len(members)
     )
-    requests = _requests_to_send(members, report, warehouse, skip_unavailable_for, clock(), logger)
+    requests = _requests_to_send(members, report, store, skip_unavailable_for, clock(), logger)
     preview_symbol = preview_symbol or (requests[0].symbol if requests else None)
     pending: list[_Fetched | NormalizedSnapshot] = []
     done = 0
@@ -170,15 +172,13 @@ async def ingest_heatmaps(
             done += 1
             _account(await finished, report, pending, logger)
             if len(pending) >= batch_size or done == len(tasks):
-                fresh = _prepare_batch(
-                    pending, report, warehouse, quarantine, preview_symbol, logger
-                )
+                fresh = _prepare_batch(pending, report, store, quarantine, preview_symbol, logger)
                 pending = []
                 # Batches load on worker threads (each its own transaction and connection) while
                 # this loop goes on fetching and normalizing; at most `batches_in_flight` at once.
                 while len(storing) >= batches_in_flight:
                     await finish_oldest()
-                worker = asyncio.to_thread(_store_and_archive, fresh, warehouse, archive)
+                worker = asyncio.to_thread(_store_and_archive, fresh, store, archive)
                 storing.append((asyncio.create_task(worker), done))
         while storing:
             await finish_oldest()
@@ -191,17 +191,57 @@ async def ingest_heatmaps(
     return report
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    preview_symbol: str | None = None
+    batch_size: int = 4
+    batches_in_flight: int = 2
+    skip_unavailable_for: timedelta | None = timedelta(hours=24)
+
+
+def run_ingest(
+    source_settings: SourceSettings,
+    store: HeatmapStore,
+    archive: ParquetArchive,
+    quarantine: QuarantineStore,
+    members: Sequence[UniverseMember],
+    model: int,
+    range_: str,
+    options: IngestOptions = IngestOptions(),
+    *,
+    logger: logging.Logger = log,
+) -> IngestReport:
+    """One model x range from a source the settings open (and close): the entry point of the
+    heatmap asset and the CLI alike."""
+
+    async def run() -> IngestReport:
+        source = open_source(source_settings)
+        try:
+            report = await ingest_heatmaps(
+                source, store, archive, quarantine, members, model, range_,
+                preview_symbol=options.preview_symbol, batch_size=options.batch_size,
+                batches_in_flight=options.batches_in_flight,
+                skip_unavailable_for=options.skip_unavailable_for, logger=logger,
+            )  # fmt: skip
+            report.request_stats = source.stats.as_metadata()
+            return report
+        finally:
+            await source.aclose()
+
+    return asyncio.run(run())
+
+
 def _requests_to_send(
     members: Sequence[UniverseMember],
     report: IngestReport,
-    warehouse: Warehouse,
+    store: HeatmapStore,
     skip_for: timedelta | None,
     now: datetime,
     logger: logging.Logger,
 ) -> list[HeatmapRequest]:
     """One request per member, less the keys CoinGlass said it has no data for within
     `skip_for` (one ledger lookup; recorded in the report as skipped)."""
-    skip = warehouse.recently_unavailable(report.range, now - skip_for) if skip_for else set()
+    skip = store.recently_unavailable(report.range, now - skip_for) if skip_for else set()
     requests = []
     for m in members:
         request = HeatmapRequest(m.scope, m.symbol, report.model, report.range, m.exchange)
@@ -241,7 +281,7 @@ def _account(
 def _prepare_batch(
     items: list[_Fetched | NormalizedSnapshot],
     report: IngestReport,
-    warehouse: Warehouse,
+    store: HeatmapStore,
     quarantine: QuarantineStore,
     preview_symbol: str | None,
     logger: logging.Logger,
@@ -254,7 +294,7 @@ def _prepare_batch(
         return fresh
     hashes = [payload_sha256(f.raw) for f in batch]
     ids = [snapshot_id_for(f.request, sha) for f, sha in zip(batch, hashes, strict=True)]
-    known = warehouse.known_snapshots(ids)
+    known = store.known_snapshots(ids)
     for fetched, sha, snapshot_id in zip(batch, hashes, ids, strict=True):
         status = known.get(snapshot_id)
         is_preview = fetched.request.symbol == preview_symbol
@@ -285,9 +325,9 @@ def _prepare_batch(
 
 
 def _store_and_archive(
-    fresh: list[NormalizedSnapshot], warehouse: Warehouse, archive: ParquetArchive
+    fresh: list[NormalizedSnapshot], store: HeatmapStore, archive: ParquetArchive
 ) -> tuple[StoreResult, int]:
     """Store one batch (one transaction), then archive its new Model 3 snapshots."""
-    result = warehouse.store_snapshots(fresh)
+    result = store.store_snapshots(fresh)
     archived = sum(archive.archive(snapshot) is not None for snapshot in fresh)
     return result, archived

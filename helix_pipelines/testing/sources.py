@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from helix_pipelines.coinglass.endpoints import HeatmapRequest
 from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.coinglass.source import SourceKind, SourceStats
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
 
 Served = bytes | CoinGlassError | Callable[[HeatmapRequest], bytes]
 

@@ -9,7 +9,7 @@ in a background thread so async client code can talk to it from the test's event
 What it enforces, like CoinGlass: the `CG-API-KEY` header; a per-key request budget over a sliding
 window counted by arrival time (429 + Retry-After when exceeded, `API-KEY-MAX-LIMIT` and
 `API-KEY-USE-LIMIT` on every response); required query parameters (400); unknown paths (404).
-What it does like the real service (REAL_API_FACTS): young coins (`history_days`) answer HTTP 200
+What it does like the real service (docs/real-apis.md): young coins (`history_days`) answer HTTP 200
 `{"code":"500","msg":"Server Error"}` on every range longer than their history, every time;
 Model 2 on 180d and 1y comes in the legacy key set with `precision`, `rangeLow`, `rangeHigh`
 and `instrument` and no `update_time`, its first x columns empty; Model 3 has more x columns
@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from helix_pipelines_tests.fakes.loopback import LoopbackFake, LoopbackHandler
+from helix_pipelines.testing.loopback import LoopbackFake, LoopbackHandler
 
 PayloadFactory = Callable[[str, dict[str, str]], bytes]
 """Builds the raw body of one heatmap response from its path and query parameters."""

@@ -1,6 +1,6 @@
 """The fake Bybit v5 server, driven by a real pybit `HTTP` session over a real socket.
 
-These tests pin down that the fake behaves as REAL_API_FACTS records the venue to, and the pybit
+These tests pin down that the fake behaves as docs/real-apis.md records the venue to, and the pybit
 behaviour the broker relies on: which exception each failure surfaces as, and which retries
 pybit makes on its own.
 """
@@ -17,7 +17,7 @@ import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from helix_pipelines_tests.fakes.bybit_server import (
+from helix_pipelines.testing.bybit_server import (
     HEDGE,
     ONE_WAY,
     ORDER_CREATE_PATH,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from helix_pipelines.coinglass.source import HeatmapSource
-from helix_pipelines.warehouse.base import UniverseMember
+from helix_pipelines.contracts.heatmaps import UniverseMember
 
 UniverseMode = Literal["list", "top", "all"]
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE")

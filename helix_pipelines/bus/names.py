@@ -1,0 +1,36 @@
+"""Names on Redis shared by the signal publisher and its consumers, and how to connect.
+
+Every key and channel name takes a `key_prefix`, so several deployments (and parallel test runs)
+share one Redis without seeing each other.
+"""
+
+from __future__ import annotations
+
+import redis
+
+SIGNAL_STREAM = "helix:signals"
+SIGNAL_CHANNEL = "helix:signals:notify"
+PUBLISHED_SET = "helix:signals:published"
+DEAD_LETTER_STREAM = "helix:signals:dead"
+
+# The dead-letter stream is for inspection, not an archive: bounded like the signal stream.
+DEAD_LETTER_MAXLEN = 100_000
+
+# Ids listed in one pub/sub notification; the count says how many there were in all.
+NOTIFY_MAX_IDS = 50
+
+# Stream entry fields. `signal_id` and `schema_version` duplicate what is in `payload` so tools
+# (redis-cli, XRANGE-based dashboards) can filter without parsing JSON.
+FIELD_PAYLOAD = "payload"
+FIELD_SIGNAL_ID = "signal_id"
+FIELD_SCHEMA_VERSION = "schema_version"
+
+
+def connect(redis_url: str) -> redis.Redis:
+    # Raw bytes in replies: a malformed entry (say, invalid UTF-8) must reach the dead-letter
+    # logic instead of failing inside the client's decoder.
+    return redis.Redis.from_url(redis_url, decode_responses=False, socket_connect_timeout=10)
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

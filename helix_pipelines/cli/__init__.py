@@ -1,0 +1,78 @@
+"""`helix` command line: run the pipeline on embedded defaults, inspect what is stored, trade.
+
+  helix demo      the universe, every model x range, then clusters, signals and the paper
+                  executor on them, with a summary
+  helix status    what the warehouse holds, per model x range
+  helix universe  the universe the current configuration resolves to
+  helix executor  serve | status | halt | reset-halt (the trade executor, paper by default)
+
+Every command builds from one `Settings` read from the environment (the same as Dagster's
+resources), so COINGLASS_API_KEY switches all of them from the sandbox to the real API, and
+runs the same services as the assets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from helix_pipelines.cli import demo, executor, inspect
+from helix_pipelines.contracts.vocabulary import RANGES
+from helix_pipelines.execution.settings import RefuseToStart
+from helix_pipelines.services.settings import Settings
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    return settings.with_data_dir(Path(args.data_dir)) if args.data_dir else settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="helix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="root of the warehouse, archive and quarantine (default $HELIX_DATA_DIR or ./data)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress of every batch")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser(
+        "demo", help="ingest every model x range for the universe, then summarize"
+    )
+    demo_parser.add_argument(
+        "--symbols", help="comma-separated coins (default BTC,ETH,SOL,XRP,DOGE)"
+    )
+    demo_parser.add_argument("--models", help="comma-separated subset of 1,2,3")
+    demo_parser.add_argument("--ranges", help=f"comma-separated subset of {','.join(RANGES)}")
+    demo_parser.add_argument(
+        "--no-analytics", action="store_true",
+        help="ingest only: skip clusters, signals and the paper executor",
+    )  # fmt: skip
+    demo_parser.set_defaults(run=demo.run)
+    commands.add_parser("status", help="what the warehouse holds").set_defaults(run=inspect.status)
+    universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")
+    universe_parser.add_argument("--symbols", help="comma-separated coins")
+    universe_parser.set_defaults(run=inspect.universe)
+    executor.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args, settings_for(args))
+    except RefuseToStart as exc:
+        print(f"helix: refused to start: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The trade signal: one planned trade, the one shape every layer passes.
+
+Analytics build it from a risk-checked plan, the warehouse stores it as a `trade_signals` row,
+the bus carries it as JSON, the executor trades it. `schema_version` says which shape a stored
+or published signal has: a reader meets an unknown version with `UnknownSchemaVersion` (the
+stream consumer dead-letters it) instead of guessing. `signal_id` is deterministic (strategy,
+symbol, side, input snapshots), so recomputing never duplicates a signal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import polars as pl
+
+from helix_pipelines.contracts.heatmaps import UTC_TIME
+from helix_pipelines.contracts.vocabulary import SIDES, Side
+
+SIGNAL_SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({SIGNAL_SCHEMA_VERSION})
+
+
+class InvalidSignal(ValueError):  # noqa: N818 - reads as what it is: an invalid signal
+    """A signal that cannot be traded as given (missing or inconsistent fields)."""
+
+
+class UnknownSchemaVersion(InvalidSignal):
+    """A signal of a schema version this code does not know: never guessed at."""
+
+
+@dataclass(frozen=True, slots=True)
+class TradeSignal:
+    """One sized, leveraged trade with its provenance.
+
+    Prices are in quote units (USD), `qty` in coins (what CoinGlass calls the symbol); the
+    executor converts to the venue instrument's units. `risk_usd` is the loss at the stop,
+    `liquidation_price` the isolated-margin estimate at `leverage`.
+    """
+
+    signal_id: str
+    schema_version: int
+    strategy_version: str
+    created_at: datetime
+    as_of: datetime
+    symbol: str
+    side: Side
+    entry: float
+    stop_loss: float
+    take_profit: float
+    reward_to_risk: float
+    qty: float
+    notional_usd: float
+    leverage: int
+    risk_usd: float
+    risk_fraction: float
+    liquidation_price: float
+    consensus_score: float
+    target_zone_id: str
+    stop_zone_id: str
+
+    def __post_init__(self) -> None:
+        if self.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+            raise UnknownSchemaVersion(
+                f"signal {self.signal_id!r} has schema_version {self.schema_version!r}; "
+                f"this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+            )
+        if self.side not in SIDES:
+            raise InvalidSignal(
+                f"signal {self.signal_id}: side must be long or short, got {self.side!r}"
+            )
+        numbers = (self.entry, self.stop_loss, self.take_profit, self.qty)
+        if not all(math.isfinite(v) for v in numbers):
+            raise InvalidSignal(f"signal {self.signal_id}: prices and qty must be finite")
+        if not (self.qty > 0 and self.entry > 0 and self.leverage >= 1):
+            raise InvalidSignal(
+                f"signal {self.signal_id}: qty, entry and leverage must be positive"
+            )
+        below, above = (
+            (self.stop_loss, self.take_profit)
+            if self.side == "long"
+            else (self.take_profit, self.stop_loss)
+        )
+        if not below < self.entry < above:
+            raise InvalidSignal(
+                f"signal {self.signal_id}: stop and target are not on both sides of entry"
+            )
+        for stamp in ("created_at", "as_of"):
+            if getattr(self, stamp).tzinfo is None:
+                raise InvalidSignal(f"signal {self.signal_id}: {stamp} must be timezone-aware")
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TradeSignal:
+        """From a `trade_signals` row or a decoded message; InvalidSignal names what is wrong."""
+        try:
+            values = {f.name: _COERCE[str(f.type)](row[f.name]) for f in fields(cls)}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidSignal(f"signal {row.get('signal_id')!r} is malformed: {exc!r}") from None
+        return cls(**values)
+
+    @classmethod
+    def from_message(cls, payload: bytes) -> TradeSignal:
+        """From the JSON a stream entry carries."""
+        try:
+            decoded = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidSignal(f"signal payload is not JSON: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise InvalidSignal(f"signal payload is a JSON {type(decoded).__name__}, not an object")
+        return cls.from_row(decoded)
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_message(self) -> bytes:
+        """JSON with ISO-8601 UTC times and sorted keys (byte-stable for one signal)."""
+        return orjson.dumps(self.to_row(), option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
+
+
+def _utc(value: object) -> datetime:
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+# Field types as written in the dataclass (annotations are strings here) -> how a stored or
+# decoded value becomes one, and which polars type holds it.
+_COERCE: dict[str, Any] = {"int": int, "float": float, "str": str, "Side": str, "datetime": _utc}
+_POLARS: dict[str, pl.DataType] = {
+    "int": pl.Int16(),
+    "float": pl.Float64(),
+    "str": pl.String(),
+    "Side": pl.String(),
+    "datetime": UTC_TIME,
+}
+SIGNALS_SCHEMA: dict[str, pl.DataType] = {f.name: _POLARS[str(f.type)] for f in fields(TradeSignal)}
+"""`trade_signals`: one row per signal, the fields of TradeSignal in order."""
+
+
+def signals_frame(signals: list[TradeSignal]) -> pl.DataFrame:
+    return pl.DataFrame([s.to_row() for s in signals], schema=SIGNALS_SCHEMA)
+
+
+def signals_from_frame(frame: pl.DataFrame) -> list[TradeSignal]:
+    return [TradeSignal.from_row(row) for row in frame.iter_rows(named=True)]

@@ -1,0 +1,156 @@
+"""The analytics and executor tables as polars schemas: the same names in DuckDB and PostgreSQL
+(sql/ creates them; a test holds the two to each other), one row per thing, UTC times.
+
+  liquidation_clusters  one cluster of one snapshot's profile (cumulative or live)
+  consensus_zones       one zone of agreeing clusters per symbol, per computation
+  trade_signals         one planned trade (contracts.signals.TradeSignal)
+  cluster_outcomes      one past cluster or signal scored against the candles that followed
+  executor_orders       one row per signal the executor decided on, keyed by orderLinkId
+  executor_decisions    every decision with its reason
+  executor_state        key/value: the persisted halt, the day's starting equity
+  paper_positions       the paper book's open positions (a flat symbol has no row)
+  paper_fills           the paper book's fills, fees and realized PnL
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from helix_pipelines.contracts.heatmaps import UTC_TIME
+from helix_pipelines.contracts.signals import SIGNALS_SCHEMA
+
+TEXT, FLOAT, FLAG = pl.String(), pl.Float64(), pl.Boolean()
+
+CLUSTERS_SCHEMA: dict[str, pl.DataType] = {
+    "cluster_id": TEXT,
+    "snapshot_id": TEXT,
+    "fetched_at": UTC_TIME,
+    "scope": TEXT,
+    "exchange": TEXT,
+    "symbol": TEXT,
+    "model": pl.Int16(),
+    "range": TEXT,
+    "profile": TEXT,
+    "liquidated_side": TEXT,
+    "price_lo": FLOAT,
+    "price_hi": FLOAT,
+    "peak_price": FLOAT,
+    "share": FLOAT,
+    "z_score": FLOAT,
+    "distance_pct": FLOAT,
+    "distance_atr": FLOAT,
+    "is_magnet": FLAG,
+    "is_swept": FLAG,
+    "last_close": FLOAT,
+    "atr": FLOAT,
+    "consensus_score": FLOAT,
+}
+
+ZONES_SCHEMA: dict[str, pl.DataType] = {
+    "zone_id": TEXT,
+    "computed_at": UTC_TIME,
+    "symbol": TEXT,
+    "liquidated_side": TEXT,
+    "price_lo": FLOAT,
+    "price_hi": FLOAT,
+    "peak_price": FLOAT,
+    "models": TEXT,
+    "ranges": TEXT,
+    "n_clusters": pl.Int32(),
+    "mean_share": FLOAT,
+    "consensus_score": FLOAT,
+    "has_magnet": FLAG,
+    "distance_pct": FLOAT,
+    "last_close": FLOAT,
+}
+
+OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
+    "subject_kind": TEXT,
+    "subject_id": TEXT,
+    "symbol": TEXT,
+    "model": pl.Int16(),
+    "range": TEXT,
+    "consensus_bucket": TEXT,
+    "level_price": FLOAT,
+    "observed_from": UTC_TIME,
+    "horizon_hours": FLOAT,
+    "touched": FLAG,
+    "hours_to_touch": FLOAT,
+    "max_adverse_pct": FLOAT,
+    "evaluated_at": UTC_TIME,
+}
+
+ORDERS_SCHEMA: dict[str, pl.DataType] = {
+    "order_link_id": TEXT,
+    "signal_id": TEXT,
+    "mode": TEXT,
+    "symbol": TEXT,
+    "side": TEXT,
+    "qty": TEXT,
+    "status": TEXT,
+    "venue_order_id": TEXT,
+    "avg_price": FLOAT,
+    "take_profit": TEXT,
+    "stop_loss": TEXT,
+    "leverage": pl.Int16(),
+    "reason": TEXT,
+    "created_at": UTC_TIME,
+    "updated_at": UTC_TIME,
+    "venue_symbol": TEXT,
+    "filled_qty": TEXT,
+    "venue_status": TEXT,
+    "submitted_at": UTC_TIME,
+}
+"""`qty` is what was asked and `filled_qty` what the venue filled (cumExecQty), as plain
+decimal text (exact, as the venue has them); `symbol` the coin, `venue_symbol` the instrument."""
+
+DECISIONS_SCHEMA: dict[str, pl.DataType] = {
+    "decision_id": TEXT,
+    "signal_id": TEXT,
+    "mode": TEXT,
+    "symbol": TEXT,
+    "action": TEXT,
+    "reason": TEXT,
+    "order_link_id": TEXT,
+    "decided_at": UTC_TIME,
+}
+
+STATE_SCHEMA: dict[str, pl.DataType] = {"key": TEXT, "value": TEXT, "updated_at": UTC_TIME}
+
+PAPER_POSITIONS_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": TEXT,
+    "side": TEXT,
+    "qty": FLOAT,
+    "avg_price": FLOAT,
+    "take_profit": FLOAT,
+    "stop_loss": FLOAT,
+    "leverage": pl.Int16(),
+    "opened_at": UTC_TIME,
+}
+
+PAPER_FILLS_SCHEMA: dict[str, pl.DataType] = {
+    "fill_id": TEXT,
+    "order_link_id": TEXT,
+    "symbol": TEXT,
+    "side": TEXT,
+    "qty": FLOAT,
+    "price": FLOAT,
+    "fee_usd": FLOAT,
+    "realized_pnl_usd": FLOAT,
+    "filled_at": UTC_TIME,
+    "reduces_position": FLAG,
+}
+"""`side` is the position's (long / short); `reduces_position` tells an exit from an entry."""
+
+TABLES: dict[str, tuple[dict[str, pl.DataType], tuple[str, ...]]] = {
+    "liquidation_clusters": (CLUSTERS_SCHEMA, ("cluster_id",)),
+    "consensus_zones": (ZONES_SCHEMA, ("zone_id",)),
+    "trade_signals": (SIGNALS_SCHEMA, ("signal_id",)),
+    "cluster_outcomes": (OUTCOMES_SCHEMA, ("subject_kind", "subject_id")),
+    "executor_orders": (ORDERS_SCHEMA, ("order_link_id",)),
+    "executor_decisions": (DECISIONS_SCHEMA, ("decision_id",)),
+    "executor_state": (STATE_SCHEMA, ("key",)),
+    "paper_positions": (PAPER_POSITIONS_SCHEMA, ("symbol",)),
+    "paper_fills": (PAPER_FILLS_SCHEMA, ("fill_id",)),
+}
+"""Table -> (schema, primary key) of every table written as frames (upserts on the key)."""

@@ -1,0 +1,101 @@
+"""The executor as one use case for every entry point: `executor_job` (Dagster), `helix executor
+serve` and `helix demo` build it here from the same settings and run the same decision path.
+
+`run_pending` decides on every signal of the last `max_age` this mode has not settled (new
+ones, and those whose order is still unconfirmed or deferred), after start-up reconciliation,
+then runs housekeeping; the report lists each decision and the book after the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from helix_pipelines.clock import utc_now
+from helix_pipelines.contracts.vocabulary import IN_FLIGHT, RANGES
+from helix_pipelines.execution.brokers import Broker
+from helix_pipelines.execution.executor import Executor, ReconcileReport
+from helix_pipelines.execution.orders import Decision
+from helix_pipelines.execution.paper import PaperBroker
+from helix_pipelines.execution.settings import ExecutorSettings
+from helix_pipelines.services.settings import Settings
+from helix_pipelines.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+# A price older than this is no price: the paper book will not trade on it.
+PAPER_PRICE_MAX_AGE = timedelta(days=2)
+
+
+def paper_prices(
+    warehouse: Warehouse, clock: Callable[[], datetime] = utc_now
+) -> Callable[[str], float | None]:
+    """The newest stored close of a coin from its finest range (one keyed query a call)."""
+
+    def price(symbol: str) -> float | None:
+        return warehouse.heatmaps.latest_close(symbol, clock() - PAPER_PRICE_MAX_AGE, RANGES)
+
+    return price
+
+
+def build_broker(
+    gated: ExecutorSettings, warehouse: Warehouse, *, account_equity_usd: float
+) -> Broker:
+    if gated.mode == "paper":
+        return PaperBroker(
+            warehouse.paper_book(), paper_prices(warehouse), starting_equity_usd=account_equity_usd
+        )
+    from helix_pipelines.execution.bybit import BybitBroker  # noqa: PLC0415 - pybit only when trading
+    from helix_pipelines.execution.bybit_calls import open_session  # noqa: PLC0415
+
+    assert gated.api_key  # the live gate refused anything else
+    assert gated.api_secret
+    return BybitBroker(open_session(gated.mode, gated.api_key, gated.api_secret), gated.mode)
+
+
+def build_executor(
+    settings: Settings,
+    warehouse: Warehouse,
+    *,
+    broker: Broker | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Executor:
+    """The executor the settings ask for; refuses (RefuseToStart) an unsafe live setup."""
+    gated = settings.executor.gated()
+    broker = broker or build_broker(
+        gated, warehouse, account_equity_usd=settings.risk.account_equity_usd
+    )
+    return Executor(broker, warehouse.executor_store(gated.mode), settings.guard, clock=clock)
+
+
+@dataclass(frozen=True)
+class ExecutorRunReport:
+    mode: str
+    decisions: list[Decision]
+    reconciled: ReconcileReport
+    positions: dict[str, str]  # the book after the run
+    closed: list[str]  # positions housekeeping closed
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(d.action for d in self.decisions))
+
+
+def run_pending(
+    executor: Executor,
+    warehouse: Warehouse,
+    *,
+    max_age: timedelta = timedelta(days=1),
+    default_leverage: int = 1,
+    clock: Callable[[], datetime] = utc_now,
+) -> ExecutorRunReport:
+    signals = warehouse.analytics.signals_since(clock() - max_age)
+    settled = executor.store.settled_signal_ids([s.signal_id for s in signals], IN_FLIGHT)
+    pending = [s for s in signals if s.signal_id not in settled]
+    reconciled = executor.start(sorted({s.symbol for s in pending}), default_leverage)
+    decisions = [executor.process(signal) for signal in pending]
+    closed = executor.broker.housekeeping()
+    return ExecutorRunReport(executor.store.mode, decisions, reconciled, executor.book(), closed)

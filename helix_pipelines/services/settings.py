@@ -1,0 +1,143 @@
+"""One settings object, read from the environment once, that every entry point builds from:
+the CLI (`Settings.from_env()`), and Dagster's resources (bound in `defs/resources.py`, secrets as
+`dg.EnvVar`).
+
+  COINGLASS_API_KEY      set: the real CoinGlass client; unset: replay or the sandbox
+  COINGLASS_BASE_URL     default https://open-api-v4.coinglass.com
+  COINGLASS_REPLAY_DIR   replay recorded payloads (one JSON file per request) when no key is set
+  COINGLASS_CAPTURE_DIR  record every real response there, for later replay
+  HELIX_DATA_DIR         root of the embedded warehouse, archive and quarantine (default ./data)
+  HELIX_PG_DSN           PostgreSQL/TimescaleDB warehouse; unset: the embedded DuckDB file
+  HELIX_REDIS_URL        Redis for the trade-signal stream; unset: signals are stored only
+  HELIX_EXECUTOR_MODE    paper (default), testnet, demo or live (live also needs
+                         HELIX_EXECUTOR_LIVE_CONFIRM); BYBIT_API_KEY / BYBIT_API_SECRET for Bybit
+
+One concept, one knob: the account's equity sizes signals and is the paper account's starting
+equity; `max_open_positions` caps both the signals a refresh keeps and the positions the
+executor holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from helix_pipelines.analytics.risk import RiskLimits
+from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
+from helix_pipelines.coinglass.settings import SourceSettings
+from helix_pipelines.execution.guard import GuardLimits
+from helix_pipelines.execution.settings import ExecutorSettings, resolve_settings
+from helix_pipelines.services.universe import UniverseSelection
+from helix_pipelines.warehouse import Warehouse, open_warehouse
+from helix_pipelines.warehouse.postgres_db import TimescalePolicies
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where data lives: PostgreSQL when `pg_dsn` is set, else DuckDB under `data_dir`."""
+
+    data_dir: Path = Path("data")
+    pg_dsn: str | None = None
+    duckdb_path: Path | None = None
+    archive_root: Path | None = None
+    quarantine_root: Path | None = None
+    max_connections: int = 4
+    policies: TimescalePolicies = field(default_factory=TimescalePolicies)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.duckdb_path or self.data_dir / "helix.duckdb"
+
+    @property
+    def archive(self) -> Path:
+        return self.archive_root or self.data_dir / "archive"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.quarantine_root or self.data_dir / "quarantine"
+
+    def __repr__(self) -> str:  # never show a DSN's password
+        return f"StorageSettings(data_dir={self.data_dir!s}, pg_dsn={'set' if self.pg_dsn else 'unset'})"
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """What the environment says about trading; the live gate runs when an executor is built
+    (`gated`), so commands that never trade are never refused."""
+
+    mode: str = "paper"
+    live_confirm: str = ""
+    api_key: str | None = None
+    api_secret: str | None = None
+    guard: GuardLimits = field(default_factory=GuardLimits)
+    default_leverage: int = 1
+
+    def gated(self) -> ExecutorSettings:
+        return resolve_settings({
+            "HELIX_EXECUTOR_MODE": self.mode, "HELIX_EXECUTOR_LIVE_CONFIRM": self.live_confirm,
+            "BYBIT_API_KEY": self.api_key or "", "BYBIT_API_SECRET": self.api_secret or "",
+        })  # fmt: skip
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"ExecutorConfig(mode={self.mode!r}, api_key={'set' if self.api_key else 'unset'})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: SourceSettings = field(default_factory=SourceSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    universe: UniverseSelection = field(default_factory=UniverseSelection)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    redis_url: str | None = None
+    bus_prefix: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Everything the environment configures, read once; the rest keeps its defaults."""
+        env = {k: v.strip() for k, v in (os.environ if environ is None else environ).items()}
+
+        def get(name: str) -> str | None:
+            return env.get(name) or None
+
+        replay, capture = get("COINGLASS_REPLAY_DIR"), get("COINGLASS_CAPTURE_DIR")
+        return cls(
+            source=SourceSettings(
+                api_key=get("COINGLASS_API_KEY"),
+                base_url=get("COINGLASS_BASE_URL") or DEFAULT_BASE_URL,
+                replay_dir=Path(replay) if replay else None,
+                capture_dir=Path(capture) if capture else None,
+            ),
+            storage=StorageSettings(
+                data_dir=Path(get("HELIX_DATA_DIR") or "data"), pg_dsn=get("HELIX_PG_DSN")
+            ),
+            executor=ExecutorConfig(
+                mode=(get("HELIX_EXECUTOR_MODE") or "paper").lower(),
+                live_confirm=get("HELIX_EXECUTOR_LIVE_CONFIRM") or "",
+                api_key=get("BYBIT_API_KEY"),
+                api_secret=get("BYBIT_API_SECRET"),
+            ),
+            redis_url=get("HELIX_REDIS_URL"),
+        )
+
+    @property
+    def guard(self) -> GuardLimits:
+        """The executor's limits, with the one `max_open_positions` the risk caps use too."""
+        return replace(self.executor.guard, max_open_positions=self.risk.max_open_positions)
+
+    def with_data_dir(self, data_dir: Path) -> Settings:
+        """The same settings with the embedded warehouse, archive and quarantine under `data_dir`
+        (a DSN, if any, still wins for the warehouse)."""
+        return replace(self, storage=replace(self.storage, data_dir=data_dir, duckdb_path=None,
+                                             archive_root=None, quarantine_root=None))  # fmt: skip
+
+
+def open_configured(settings: Settings) -> Warehouse:
+    """The warehouse the settings name, migrated (PostgreSQL with a DSN, else DuckDB)."""
+    storage = settings.storage
+    return open_warehouse(
+        pg_dsn=storage.pg_dsn, duckdb_path=storage.warehouse_path,
+        max_connections=storage.max_connections, policies=storage.policies,
+    )  # fmt: skip

@@ -1,0 +1,51 @@
+"""Warehouses for tests: opened and migrated in one call, and whole tables read back for
+inspection (the product never reads a whole table on a hot path; a test may)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA, CELLS_SCHEMA, LEDGER_SCHEMA
+from helix_pipelines.contracts.tables import TABLES
+from helix_pipelines.warehouse import Warehouse, open_warehouse
+
+SCHEMAS = {
+    **{table: schema for table, (schema, _) in TABLES.items()},
+    "heatmap_snapshots": LEDGER_SCHEMA,
+    "liquidation_data_raw": CELLS_SCHEMA,
+    "heatmap_candles": CANDLES_SCHEMA,
+}
+
+
+def duckdb_warehouse(path: Path) -> Warehouse:
+    return open_warehouse(pg_dsn=None, duckdb_path=path)
+
+
+def postgres_warehouse(dsn: str, max_connections: int = 4) -> Warehouse:
+    return open_warehouse(
+        pg_dsn=dsn, duckdb_path=Path("unused.duckdb"), max_connections=max_connections
+    )
+
+
+def read_table(warehouse: Warehouse, table: str) -> pl.DataFrame:
+    """Every row of a contract table, in its contract schema (JSON columns as text)."""
+    schema = SCHEMAS[table]
+    columns = ", ".join(
+        f'CAST("{c}" AS TEXT) AS "{c}"' if c == "source_extra" else f'"{c}"' for c in schema
+    )
+    with warehouse.database.connect() as conn:
+        return conn.frame(f"SELECT {columns} FROM {table}", (), schema)
+
+
+def rows(warehouse: Warehouse, sql: str, params: list | None = None) -> list[tuple]:
+    """Raw SQL on either backend (`?` placeholders), for inspection."""
+    with warehouse.database.connect() as conn:
+        return conn.rows(sql, params or [])
+
+
+def execute(warehouse: Warehouse, sql: str, params: list | None = None) -> int:
+    """A statement that returns no rows (a test's UPDATE or DELETE)."""
+    with warehouse.database.connect() as conn:  # committed when the block ends
+        return conn.execute(sql, params or [])

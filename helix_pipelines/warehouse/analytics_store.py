@@ -1,0 +1,80 @@
+"""The analytics repository: clusters, consensus zones, trade signals and their outcomes.
+
+Grain and keys (contracts.tables): one cluster per (snapshot, profile, peak), one zone per
+computation, one signal per deterministic signal id, one outcome per (subject kind, subject id).
+Writes are keyed upserts, so recomputing from the same heatmaps is idempotent; reads are keyed
+or bounded (signals since a time, subjects still without an outcome), never whole tables on a
+hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import polars as pl
+
+from helix_pipelines.contracts.signals import SIGNALS_SCHEMA, TradeSignal, signals_frame
+from helix_pipelines.contracts.signals import signals_from_frame as _signals_from_frame
+from helix_pipelines.contracts.tables import CLUSTERS_SCHEMA, OUTCOMES_SCHEMA
+from helix_pipelines.warehouse.database import Database, quoted
+from helix_pipelines.warehouse.rows import upsert
+
+_SIGNALS = quoted(list(SIGNALS_SCHEMA))
+_CLUSTERS = ", ".join(f'c."{c}"' for c in CLUSTERS_SCHEMA)
+EXISTING_SIGNALS = "SELECT signal_id FROM trade_signals WHERE signal_id = ANY(?)"
+SIGNALS_SINCE = f"SELECT {_SIGNALS} FROM trade_signals WHERE created_at >= ? ORDER BY created_at"  # noqa: S608
+UNSCORED_CLUSTERS = f"""
+SELECT {_CLUSTERS} FROM liquidation_clusters c
+LEFT JOIN cluster_outcomes o ON o.subject_kind = 'cluster' AND o.subject_id = c.cluster_id
+WHERE o.subject_id IS NULL
+"""  # noqa: S608
+UNSCORED_SIGNALS = f"""
+SELECT {", ".join(f's."{c}"' for c in SIGNALS_SCHEMA)} FROM trade_signals s
+LEFT JOIN cluster_outcomes o ON o.subject_kind = 'signal' AND o.subject_id = s.signal_id
+WHERE o.subject_id IS NULL
+"""  # noqa: S608
+OUTCOMES = f"SELECT {quoted(list(OUTCOMES_SCHEMA))} FROM cluster_outcomes"  # noqa: S608
+
+
+class AnalyticsStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def save_clusters_and_zones(self, clusters: pl.DataFrame, zones: pl.DataFrame) -> None:
+        """One refresh's clusters and zones, in one transaction."""
+        with self.db.transaction() as tx:
+            upsert(tx, "liquidation_clusters", clusters)
+            upsert(tx, "consensus_zones", zones)
+
+    def existing_signal_ids(self, signal_ids: Sequence[str]) -> set[str]:
+        if not signal_ids:
+            return set()
+        with self.db.connect() as conn:
+            return {row[0] for row in conn.rows(EXISTING_SIGNALS, [list(signal_ids)])}
+
+    def save_signals(self, signals: Sequence[TradeSignal]) -> int:
+        with self.db.transaction() as tx:
+            return upsert(tx, "trade_signals", signals_frame(list(signals)))
+
+    def signals_since(self, since: datetime) -> list[TradeSignal]:
+        with self.db.connect() as conn:
+            return _signals_from_frame(conn.frame(SIGNALS_SINCE, [since], SIGNALS_SCHEMA))
+
+    def unscored_clusters(self) -> pl.DataFrame:
+        """Clusters no outcome has been recorded for yet (the open subjects)."""
+        with self.db.connect() as conn:
+            return conn.frame(UNSCORED_CLUSTERS, (), CLUSTERS_SCHEMA)
+
+    def unscored_signals(self) -> pl.DataFrame:
+        with self.db.connect() as conn:
+            return conn.frame(UNSCORED_SIGNALS, (), SIGNALS_SCHEMA)
+
+    def save_outcomes(self, outcomes: pl.DataFrame) -> int:
+        with self.db.transaction() as tx:
+            return upsert(tx, "cluster_outcomes", outcomes)
+
+    def outcomes(self) -> pl.DataFrame:
+        """Every scored subject (what the hit-rate tables summarize)."""
+        with self.db.connect() as conn:
+            return conn.frame(OUTCOMES, (), OUTCOMES_SCHEMA)
