@@ -24,6 +24,7 @@ test: setup
 lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run lint-imports --no-cache
 
 format: setup
 	$(UV) run ruff check --fix .
