@@ -94,8 +94,11 @@ class PostgresConnection:
             cur.execute(*_pg(sql_text, params))  # type: ignore[arg-type]
             names = [d.name for d in cur.description or []]
             rows = cur.fetchall()
-        frame = pl.DataFrame(rows, schema=names, orient="row")
-        return frame.cast(dict(schema)) if schema else frame  # type: ignore[arg-type]
+        if schema is None:
+            # Every row decides the types: a column null for the first thousand rows is no
+            # reason to call it null.
+            return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+        return pl.DataFrame(rows, schema={n: schema[n] for n in names}, orient="row")
 
     def stage(self, name: str, frame: pl.DataFrame, *, like: str) -> None:
         self.conn.execute(

@@ -197,3 +197,22 @@ def test_unavailable_keys_are_ledgered_and_found_for_the_skip_window(
     summary = {(r["model"], r["range"]): r for r in warehouse.heatmaps.ledger_summary()}
     assert summary[1, "1y"]["unavailable"] == 3
     assert summary[2, "1y"]["loaded"] == 1
+
+
+def test_a_frame_reads_a_column_that_is_null_for_its_first_thousands_of_rows(
+    warehouse: Warehouse,
+) -> None:
+    """Snapshots whose x runs past their candles come first in a read and have null candle
+    times; the column's type comes from the schema, not from the first rows."""
+    schema = {"n": pl.Int32(), "ts": CELLS_SCHEMA["candle_ts"]}
+    query = (
+        "SELECT n, CASE WHEN n > 5000 THEN TIMESTAMPTZ '2026-11-25 00:05:00+00' END AS ts "
+        "FROM range(1, 5003) AS t(n) ORDER BY n"
+    )
+    if warehouse.database.dialect == "postgres":
+        query = query.replace("range(1, 5003) AS t(n)", "generate_series(1, 5002) AS n")
+    with warehouse.database.connect() as conn:
+        read = conn.frame(query, (), schema)
+    assert read.schema == pl.Schema(schema)
+    assert read["ts"].null_count() == 5000
+    assert read["ts"].drop_nulls().to_list() == [datetime(2026, 11, 25, 0, 5, tzinfo=UTC)] * 2
