@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from helix_pipelines.analytics.pipeline import analyze
-from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
+from helix_pipelines.coinglass.synthetic import SYNTHETIC_COINS
 from helix_pipelines.contracts.heatmaps import HeatmapRequest
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.normalize import normalize_payload
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    latest, cells, candles = inputs(list(SANDBOX_COINS[: args.symbols]))
+    latest, cells, candles = inputs(list(SYNTHETIC_COINS[: args.symbols]))
     best = float("inf")
     for _ in range(args.repeats):
         start = time.process_time()

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from bench.pg import scratch_database
 from helix_pipelines.coinglass.client import CoinGlassClient
-from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
+from helix_pipelines.coinglass.synthetic import SYNTHETIC_COINS
 from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot, UniverseMember
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps import normalize as normalize_module
@@ -116,7 +117,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="snapshots per transaction")
     parser.add_argument("--in-flight", type=int, default=2, help="batches loading at once")
     args = parser.parse_args()
-    symbols = list(SANDBOX_COINS[: args.symbols])
+    symbols = list(SYNTHETIC_COINS[: args.symbols])
     cells = sum(body.count(b"],[") for body in payloads(symbols).values())  # ~ one per cell
     ready: multiprocessing.Queue[str] = multiprocessing.Queue()
     stop = multiprocessing.Event()

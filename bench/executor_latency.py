@@ -31,7 +31,8 @@ from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.services.serve import serve
-from helix_pipelines.testing.bybit_server import FakeBybitServer, make_instrument
+from helix_pipelines.testing.bybit_instruments import make_instrument
+from helix_pipelines.testing.bybit_server import FakeBybitServer
 from helix_pipelines.testing.signals import make_signal
 from helix_pipelines.testing.warehouses import duckdb_warehouse
 
@@ -50,11 +51,11 @@ def main() -> None:
     coins = [f"B{i:03d}" for i in range(args.signals)]
     with FakeBybitServer(equity="100000000") as server, tempfile.TemporaryDirectory() as tmp:
         for coin in coins:
-            server.instruments[f"{coin}USDT"] = make_instrument(
+            server.venue.instruments[f"{coin}USDT"] = make_instrument(
                 f"{coin}USDT", tick_size="0.10", qty_step="0.001", min_order_qty="0.001",
                 max_order_qty="1000", max_mkt_order_qty="100",
             )  # fmt: skip
-            server.set_price(f"{coin}USDT", "65000.0")
+            server.venue.set_price(f"{coin}USDT", "65000.0")
         session = HTTP(testnet=True, api_key=server.api_key, api_secret=server.api_secret, timeout=5,
                        max_retries=2, retry_delay=0, force_retry=False, retry_codes={10002})  # fmt: skip
         session.endpoint = server.endpoint

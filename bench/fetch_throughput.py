@@ -41,8 +41,8 @@ from helix_pipelines.testing.coinglass_server import (
     DEFAULT_API_KEY,
     DEFAULT_COINS,
     FakeCoinGlassServer,
-    RecordedRequest,
 )
+from helix_pipelines.testing.coinglass_wire import RecordedRequest
 
 QUICK_WINDOW_SECONDS = 10.0
 QUICK_RUN_SECONDS = 30.0

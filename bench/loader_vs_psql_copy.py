@@ -26,7 +26,8 @@ import polars as pl
 import psycopg
 
 from bench.pg import scratch_database
-from helix_pipelines.coinglass.sandbox import SANDBOX_COINS, SandboxHeatmaps
+from helix_pipelines.coinglass.sandbox import SandboxHeatmaps
+from helix_pipelines.coinglass.synthetic import SYNTHETIC_COINS
 from helix_pipelines.contracts.heatmaps import CELLS_SCHEMA, HeatmapRequest, NormalizedSnapshot
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.normalize import normalize_payload
@@ -42,7 +43,7 @@ def snapshots(n_symbols: int) -> list[NormalizedSnapshot]:
     at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     sandbox = SandboxHeatmaps(clock=lambda: at)
     result = []
-    for symbol in SANDBOX_COINS[:n_symbols]:
+    for symbol in SYNTHETIC_COINS[:n_symbols]:
         for model in MODELS:
             for range_ in RANGES:
                 request = HeatmapRequest("coin", symbol, model, range_)

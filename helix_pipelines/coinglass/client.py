@@ -41,6 +41,7 @@ from helix_pipelines.coinglass.errors import (
     CoinGlassServerError,
     CoinGlassUnavailableError,
     error_for_status,
+    says_no_data,
 )
 from helix_pipelines.coinglass.ratelimit import RateLimiter
 from helix_pipelines.coinglass.source import SourceKind, SourceStats
@@ -53,8 +54,6 @@ _CODE_PEEK = re.compile(rb'"code"\s*:\s*"?(-?\d+)"?')
 _PEEK_BYTES = 256
 # A Retry-After beyond this is treated as this: one odd header must not stall the client for hours.
 MAX_RETRY_AFTER_SECONDS = 120.0
-# The message CoinGlass sends with code 500 when a key has no data (docs/real-apis.md).
-NO_DATA_MESSAGE = "server error"
 
 
 def peek_code(body: bytes) -> str | None:
@@ -279,7 +278,7 @@ class CoinGlassClient:
             return body
         effective = status if status != 200 else _code_as_status(code or "")
         snippet = redact(body[:200].decode("utf-8", "replace"), self._api_key)
-        if status == 200 and code == "500" and allow_error_code and _says_no_data(body):
+        if status == 200 and code == "500" and allow_error_code and says_no_data(body):
             return CoinGlassUnavailableError(
                 f"{what}: CoinGlass has no data for it (code 500 'Server Error')", body=body
             )
@@ -302,16 +301,6 @@ class CoinGlassClient:
                 return retry_after
         ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
-
-
-def _says_no_data(body: bytes) -> bool:
-    """The envelope's msg is CoinGlass's "no data" message (the body is a small error body)."""
-    try:
-        envelope = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    msg = envelope.get("msg") if isinstance(envelope, dict) else None
-    return isinstance(msg, str) and msg.strip().lower() == NO_DATA_MESSAGE
 
 
 def _code_as_status(code: str) -> int:

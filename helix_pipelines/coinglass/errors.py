@@ -7,6 +7,12 @@ might echo it back before it becomes a message.
 
 from __future__ import annotations
 
+import orjson
+
+# The message CoinGlass sends with code 500 when a key has no data (docs/real-apis.md).
+NO_DATA_MESSAGE = "server error"
+_ERROR_BODY_MAX_BYTES = 1024
+
 
 class CoinGlassError(Exception):
     """Base class: something about a CoinGlass call failed."""
@@ -63,3 +69,18 @@ def error_for_status(status: int, message: str, code: str | None = None) -> Coin
 
 
 RETRYABLE = (CoinGlassRateLimitError, CoinGlassServerError)
+
+
+def says_no_data(body: bytes) -> bool:
+    """Whether a body is CoinGlass's "no data for this key" answer: code 500, msg "Server Error"
+    (a small error body: anything longer is a payload, and is not parsed here)."""
+    if len(body) > _ERROR_BODY_MAX_BYTES:
+        return False
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(envelope, dict) or str(envelope.get("code")) != "500":
+        return False
+    msg = envelope.get("msg")
+    return isinstance(msg, str) and msg.strip().lower() == NO_DATA_MESSAGE

@@ -3,7 +3,8 @@
 A capture directory written by `CoinGlassClient(capture_dir=...)` (or by hand) is replayed as is:
 file names follow `HeatmapRequest.capture_name`, plus `supported-coins.json` and
 `supported-exchange-pairs.json`. Bytes are served untouched, so a recorded bad payload is
-quarantined on replay exactly as it would have been live.
+quarantined on replay exactly as it would have been live, and a recorded "no data" answer raises
+CoinGlassUnavailableError as the live client does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from typing import Any
 
 import orjson
 
-from helix_pipelines.coinglass.errors import CoinGlassPayloadError, CoinGlassRequestError
+from helix_pipelines.coinglass.errors import (
+    CoinGlassPayloadError,
+    CoinGlassRequestError,
+    CoinGlassUnavailableError,
+    says_no_data,
+)
 from helix_pipelines.coinglass.source import SourceKind, SourceStats
 from helix_pipelines.contracts.heatmaps import HeatmapRequest
 
@@ -39,7 +45,12 @@ class ReplaySource:
         return path.read_bytes()
 
     async def fetch_heatmap(self, request: HeatmapRequest) -> bytes:
-        return self._read(request.capture_name)
+        body = self._read(request.capture_name)
+        if says_no_data(body):
+            raise CoinGlassUnavailableError(
+                f"recording {request.capture_name}: CoinGlass had no data for it", body=body
+            )
+        return body
 
     def _data(self, name: str) -> Any:
         try:

@@ -1,4 +1,4 @@
-"""A local fake of the CoinGlass v4 HTTP API for tests and benchmarks (stdlib + orjson only).
+"""A local fake of the CoinGlass v4 HTTP API for tests and benchmarks.
 
 Why a real HTTP server instead of an httpx mock transport: the client's behaviour that matters
 (keep-alive reuse, timeouts, connection resets, truncated bodies, Retry-After, pacing under a
@@ -10,60 +10,54 @@ What it enforces, like CoinGlass: the `CG-API-KEY` header; a per-key request bud
 window counted by arrival time (429 + Retry-After when exceeded, `API-KEY-MAX-LIMIT` and
 `API-KEY-USE-LIMIT` on every response); required query parameters (400); unknown paths (404).
 What it does like the real service (docs/real-apis.md): young coins (`history_days`) answer HTTP 200
-`{"code":"500","msg":"Server Error"}` on every range longer than their history, every time;
-Model 2 on 180d and 1y comes in the legacy key set with `precision`, `rangeLow`, `rangeHigh`
-and `instrument` and no `update_time`, its first x columns empty; Model 3 has more x columns
-than candles. What it adds for tests: latency injection, scripted faults (globally, per path, per
-symbol, or persistently per symbol), and a record of every request and of every heatmap body it
-served, so a test can compare what the pipeline stored with what the "API" actually sent.
+`{"code":"500","msg":"Server Error"}` on every range longer than their history, every time, and
+its default payloads come from the one synthetic generator (`coinglass.synthetic`: real key sets,
+real grid shapes, a small fraction of the real cell count so tests stay fast).
+
+What it adds for tests: latency injection, scripted faults (globally, per path, per symbol, or
+persistently per symbol), and a record of every request and of every heatmap body it served, so
+a test can compare what the pipeline stored with what the "API" actually sent.
 
 Every knob is a plain attribute that tests may change while the server runs; the handler reads
-them under the server's lock on each request.
+them under the server's lock on each request. The HTTP side is in `coinglass_wire`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
-import socket
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
-import orjson
-
-from helix_pipelines.testing.loopback import LoopbackFake, LoopbackHandler
+from helix_pipelines.coinglass.synthetic import (
+    NO_DATA_BODY,
+    has_history,
+    heatmap_payload,
+    period_end_at,
+)
+from helix_pipelines.contracts.heatmaps import HeatmapRequest
+from helix_pipelines.contracts.vocabulary import RANGES
+from helix_pipelines.testing.coinglass_wire import (
+    SUPPORTED_COINS_PATH,
+    SUPPORTED_EXCHANGE_PAIRS_PATH,
+    FaultScript,
+    Handler,
+    RecordedRequest,
+    Reply,
+    ServedKey,
+    envelope,
+    heatmap_scope,
+    is_heatmap,
+    served_key,
+)
+from helix_pipelines.testing.loopback import LoopbackFake
 
 PayloadFactory = Callable[[str, dict[str, str]], bytes]
 """Builds the raw body of one heatmap response from its path and query parameters."""
 
-ServedKey = tuple[str, frozenset[tuple[str, str]]]
-"""How served heatmap bodies are keyed: the path and the query as a frozen set of pairs."""
-
 DEFAULT_API_KEY = "test-cg-key-0123456789abcdef"
-
-SUPPORTED_COINS_PATH = "/api/futures/supported-coins"
-SUPPORTED_EXCHANGE_PAIRS_PATH = "/api/futures/supported-exchange-pairs"
-PAIR_HEATMAP_PREFIX = "/api/futures/liquidation/heatmap/model"
-COIN_HEATMAP_PREFIX = "/api/futures/liquidation/aggregated-heatmap/model"
-
-RANGE_SECONDS: dict[str, int] = {
-    "12h": 12 * 3600,
-    "24h": 24 * 3600,
-    "3d": 3 * 86400,
-    "7d": 7 * 86400,
-    "30d": 30 * 86400,
-    "90d": 90 * 86400,
-    "180d": 180 * 86400,
-    "1y": 365 * 86400,
-}
-"""The ranges CoinGlass accepts; anything else is a 400 (kept here so the fake stays standalone)."""
 
 DEFAULT_COINS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE")
 
@@ -82,175 +76,24 @@ DEFAULT_EXCHANGE_PAIRS: dict[str, list[dict[str, str]]] = {
     ],
 }
 
-_BASE_PRICES: dict[str, float] = {"BTC": 65000.0, "ETH": 3200.0, "SOL": 150.0, "XRP": 0.6}
-_END_TS = 1_750_000_000
-"""Last candle's timestamp (seconds) in default payloads: fixed so payloads are deterministic."""
-
-NO_DATA_BODY = b'{"code":"500","msg":"Server Error"}'
-"""What CoinGlass answers (HTTP 200) for a range longer than a young coin's history."""
-
-LEGACY_KEY_SET = {(2, "180d"), (2, "1y")}
-"""Model 2 on these ranges answers with `y` / `liq` / `prices` and the legacy extra keys."""
-LEGACY_FIRST_COLUMN = 5
-"""The legacy payload's first x column: the leading columns are empty (as recorded)."""
-MODEL3_COLUMNS_PER_CANDLE = 2
-"""Model 3's x axis is this many times the candle list (111,476 cells / 396 levels > 144)."""
-
-FAULT_KINDS = ("timeout", "reset", "truncate", "ok")
-"""Non-numeric faults. Also accepted: any HTTP status ("500", "429", "429:3" with Retry-After 3)
-and "code:<c>" (HTTP 200 whose body carries `code` <c>). "ok" consumes a slot without a fault, so
-a script can say "first fine, then 500"."""
+DEFAULT_MOMENT = 1_750_000_000
+"""The moment (epoch seconds) default payloads are generated at: fixed, so they are
+deterministic and a test can rebuild the body it expects."""
+DEFAULT_CELL_FRACTION = 0.02
+"""Default payloads carry this share of the real cell count on the real grid."""
 
 
 def default_heatmap_payload(
-    path: str, params: Mapping[str, str], *, levels: int = 24, candles: int = 36
+    path: str, params: Mapping[str, str], *, cell_fraction: float = DEFAULT_CELL_FRACTION
 ) -> bytes:
-    """A small, valid, deterministic heatmap body for one request, shaped like the real ones:
-    the legacy Model 2 key set on 180d / 1y (extra keys, leading empty columns, no
-    `update_time`, candle times in milliseconds), and a Model 3 x axis wider than its candles.
-
-    Deterministic (seeded from path and query, never from wall time) so a test can rebuild the
-    expected body, and so two fetches of the same heatmap are byte-identical.
-    """
-    seed_text = repr((path, sorted(params.items()))).encode()
-    seed = int.from_bytes(hashlib.blake2b(seed_text, digest_size=8).digest(), "big")
-    rng = random.Random(seed)
-    symbol = params.get("symbol", "BTC")
-    model = int(path[-1]) if path[-1].isdigit() else 1
-    legacy = (model, params.get("range")) in LEGACY_KEY_SET
-    base = next((p for coin, p in _BASE_PRICES.items() if symbol.startswith(coin)), 10.0)
-    base *= rng.uniform(0.95, 1.05)
-    step = base * 0.004
-    y_axis = [round(base + (i - levels // 2) * step, 6) for i in range(levels)]
-    interval = max(60, RANGE_SECONDS.get(params.get("range", "24h"), 86400) // candles)
-    end = _END_TS - _END_TS % interval
-    candlesticks: list[list[Any]] = []
-    price = base
-    for i in range(candles):
-        open_ = price
-        close = open_ * rng.uniform(0.995, 1.005)
-        high = max(open_, close) * rng.uniform(1.0, 1.003)
-        low = min(open_, close) * rng.uniform(0.997, 1.0)
-        volume = rng.uniform(1e6, 5e8)
-        ts = end - (candles - 1 - i) * interval
-        candlesticks.append(
-            [ts, f"{open_:.4f}", f"{high:.4f}", f"{low:.4f}", f"{close:.4f}", f"{volume:.2f}"]
-        )
-        price = close
-    columns = candles * (MODEL3_COLUMNS_PER_CANDLE if model == 3 else 1)
-    first_column = LEGACY_FIRST_COLUMN if legacy else 0
-    cells = [
-        [x, y, round(rng.uniform(1e3, 5e7), 2)]
-        for x in range(first_column, columns)
-        for y in range(levels)
-        if rng.random() < 0.25
-    ]
-    if legacy:
-        # The unit inside `prices` was never recorded; milliseconds here, so the detection by
-        # magnitude is exercised end to end (the v4 key set keeps documented seconds).
-        prices = [[c[0] * 1000, *c[1:]] for c in candlesticks]
-        data: dict[str, Any] = {
-            "y": y_axis, "liq": cells, "prices": prices, "precision": 2,
-            "rangeLow": y_axis[0], "rangeHigh": y_axis[-1],
-            "instrument": {"exName": "ALL", "symbol": symbol},
-        }  # fmt: skip
-    else:
-        data = {
-            "y_axis": y_axis,
-            "liquidation_leverage_data": cells,
-            "price_candlesticks": candlesticks,
-            "update_time": end * 1000,
-        }
-    return orjson.dumps({"code": "0", "msg": "success", "data": data})
-
-
-def served_key(path: str, params: Mapping[str, str]) -> ServedKey:
-    """The key under which the fake records a served heatmap body."""
-    return (path, frozenset(params.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request as the server saw it. `status` is None when no response was sent."""
-
-    path: str
-    params: dict[str, str]
-    arrival: float
-    """`time.monotonic()` when the request line and headers had been read."""
-    status: int | None
-    fault: str | None
-    key_valid: bool
-    retry_after: int | None
-    """The Retry-After header sent with a 429, in seconds."""
-    used_in_window: int
-    peer_port: int
-    """The client's source port: equal ports on successive requests prove keep-alive reuse."""
-
-
-Action = Literal["send", "reset", "timeout", "truncate"]
-
-
-@dataclass(slots=True)
-class _Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    action: Action = "send"
-    fault: str | None = None
-    retry_after: int | None = None
-
-
-class _Handler(LoopbackHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
-        arrival = time.monotonic()
-        url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        key = self.headers.get("CG-API-KEY")
-        fake = self.server.fake
-        reply = fake._decide(url.path, params, key, arrival, int(self.client_address[1]))
-        fake._pause(fake._latency())
-        self._perform(reply)
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server dispatches on this name
-        self._send(405, orjson.dumps({"code": "405", "msg": "method not allowed"}), {})
-
-    def _perform(self, reply: _Reply) -> None:
-        fake = self.server.fake
-        if reply.action == "reset":
-            self.close_connection = True
-            # Linger 0: closing sends RST instead of FIN, like a dropped upstream connection.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            return
-        if reply.action == "timeout":
-            fake._pause(fake.timeout_fault_seconds)
-            self.close_connection = True
-            return
-        if reply.action == "truncate":
-            self.close_connection = True
-            cut = reply.body[: max(1, len(reply.body) // 2)]
-            self._send(reply.status, reply.body, reply.headers, write=cut)
-            return
-        self._send(reply.status, reply.body, reply.headers)
-
-    def _send(
-        self, status: int, body: bytes, headers: Mapping[str, str], *, write: bytes | None = None
-    ) -> None:
-        """Send status, headers and body; Content-Length always states the full body."""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        try:
-            self.wfile.write(body if write is None else write)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the fake's record of requests is the log tests read."""
+    """The synthetic body for one request at DEFAULT_MOMENT (query parameters already checked)."""
+    scope = heatmap_scope(path)
+    assert scope is not None
+    request = HeatmapRequest(
+        scope, params["symbol"], int(path[-1]), params["range"], exchange=params.get("exchange", "")
+    )
+    end = period_end_at(request, DEFAULT_MOMENT)
+    return heatmap_payload(request, end, cell_fraction=cell_fraction)
 
 
 class FakeCoinGlassServer(LoopbackFake):
@@ -302,11 +145,7 @@ class FakeCoinGlassServer(LoopbackFake):
         self.record_bodies = record_bodies
         self.history_days: dict[str, float] = dict(history_days or {})
         """symbol -> days of history: longer ranges answer NO_DATA_BODY, as for young coins."""
-        self.faults: deque[str] = deque()
-        self.path_faults: dict[str, deque[str]] = {}
-        self.symbol_faults: dict[str, deque[str]] = {}
-        self.persistent_symbol_faults: dict[str, str] = {}
-        """symbol -> fault applied to every request for that symbol until removed."""
+        self.script = FaultScript()
         self.requests: list[RecordedRequest] = []
         self.served: dict[ServedKey, bytes] = {}
         """Last complete heatmap body served per (path, params), including error-code bodies."""
@@ -319,7 +158,7 @@ class FakeCoinGlassServer(LoopbackFake):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    handler = _Handler
+    handler = Handler
 
     @property
     def base_url(self) -> str:
@@ -329,35 +168,19 @@ class FakeCoinGlassServer(LoopbackFake):
     # -- scripting -------------------------------------------------------------------------
 
     def inject(self, *faults: str, path: str | None = None, symbol: str | None = None) -> None:
-        """Queue faults, each consumed by one request: of `symbol`, else of `path`, else any.
-
-        A symbol's queue is served before its path's queue, which is served before the global one.
-        """
-        for fault in faults:
-            _check_fault(fault)
+        """Queue faults, each consumed by one request: of `symbol`, else of `path`, else any."""
         with self._lock:
-            if symbol is not None:
-                self.symbol_faults.setdefault(symbol, deque()).extend(faults)
-            elif path is not None:
-                self.path_faults.setdefault(path, deque()).extend(faults)
-            else:
-                self.faults.extend(faults)
+            self.script.inject(*faults, path=path, symbol=symbol)
 
     def fail_symbol(self, symbol: str, fault: str | None) -> None:
         """Apply `fault` to every request for `symbol` (None to heal it)."""
-        if fault is not None:
-            _check_fault(fault)
         with self._lock:
-            if fault is None:
-                self.persistent_symbol_faults.pop(symbol, None)
-            else:
-                self.persistent_symbol_faults[symbol] = fault
+            self.script.fail_symbol(symbol, fault)
 
     def pending_faults(self) -> int:
         """Scripted one-shot faults not yet consumed (a test's script should end at 0)."""
         with self._lock:
-            queues = [self.faults, *self.path_faults.values(), *self.symbol_faults.values()]
-            return sum(len(q) for q in queues)
+            return self.script.pending()
 
     # -- records ---------------------------------------------------------------------------
 
@@ -413,13 +236,13 @@ class FakeCoinGlassServer(LoopbackFake):
 
     def _decide(
         self, path: str, params: dict[str, str], key: str | None, arrival: float, peer_port: int
-    ) -> _Reply:
+    ) -> Reply:
         """Everything about one request except the I/O, under the lock so knobs stay consistent."""
         with self._lock:
             key_valid = key is not None and key in self.api_keys
             reply = self._decide_locked(path, params, key, key_valid, arrival)
             served = reply.action == "send" and reply.status == 200
-            if served and self.record_bodies and _is_heatmap(path):
+            if served and self.record_bodies and is_heatmap(path):
                 self.served[served_key(path, params)] = reply.body
             self.requests.append(
                 RecordedRequest(
@@ -443,12 +266,12 @@ class FakeCoinGlassServer(LoopbackFake):
         key: str | None,
         key_valid: bool,
         arrival: float,
-    ) -> _Reply:
+    ) -> Reply:
         if not key_valid:
             used = self._count_window(key, arrival) if key else 0
             shown = f" {key!r}" if key and self.echo_key_in_errors else ""
             msg = f"API key{shown} is missing or invalid"
-            return _Reply(401, _envelope("401", msg), self._limit_headers(used))
+            return Reply(401, envelope("401", msg), self._limit_headers(used))
         assert key is not None
         used = self._count_window(key, arrival)
         limit = self.limit_per_minute
@@ -456,31 +279,16 @@ class FakeCoinGlassServer(LoopbackFake):
             oldest = self._arrivals[key][0]
             retry_after = max(1, math.ceil(oldest + self.window_seconds - arrival))
             headers = self._limit_headers(used) | {"Retry-After": str(retry_after)}
-            body = _envelope("429", f"rate limit {limit} per window exceeded")
-            return _Reply(429, body, headers, retry_after=retry_after)
+            body = envelope("429", f"rate limit {limit} per window exceeded")
+            return Reply(429, body, headers, retry_after=retry_after)
         self._arrivals[key].append(arrival)
         headers = self._limit_headers(used + 1)
-        fault = self._next_fault(path, params)
+        fault = self.script.next(path, params.get("symbol"))
         if fault is not None and fault != "ok":
             return self._fault_reply(fault, path, params, key, headers)
         reply = self._route(path, params, headers)
         reply.fault = fault
         return reply
-
-    def _next_fault(self, path: str, params: Mapping[str, str]) -> str | None:
-        symbol = params.get("symbol")
-        if symbol is not None:
-            queue = self.symbol_faults.get(symbol)
-            if queue:
-                return queue.popleft()
-            if symbol in self.persistent_symbol_faults:
-                return self.persistent_symbol_faults[symbol]
-        queue = self.path_faults.get(path)
-        if queue:
-            return queue.popleft()
-        if self.faults:
-            return self.faults.popleft()
-        return None
 
     def _fault_reply(
         self,
@@ -489,9 +297,9 @@ class FakeCoinGlassServer(LoopbackFake):
         params: dict[str, str],
         key: str,
         headers: dict[str, str],
-    ) -> _Reply:
+    ) -> Reply:
         if fault in ("timeout", "reset"):
-            return _Reply(0, b"", headers, action=fault, fault=fault)
+            return Reply(0, b"", headers, action=fault, fault=fault)
         if fault == "truncate":
             reply = self._route(path, params, headers)
             reply.action, reply.fault = "truncate", fault
@@ -499,32 +307,31 @@ class FakeCoinGlassServer(LoopbackFake):
         echo = f" (key {key})" if self.echo_key_in_errors else ""
         if fault.startswith("code:"):
             code = fault.removeprefix("code:")
-            body = _envelope(code, f"scripted error code {code}{echo}")
-            return _Reply(200, body, headers, fault=fault)
+            body = envelope(code, f"scripted error code {code}{echo}")
+            return Reply(200, body, headers, fault=fault)
         status_text, _, retry_text = fault.partition(":")
         status = int(status_text)
         retry_after = None
         if status == 429:
             retry_after = int(retry_text) if retry_text else self.scripted_retry_after
             headers = headers | {"Retry-After": str(retry_after)}
-        body = _envelope(status_text, f"scripted HTTP {status}{echo}")
-        return _Reply(status, body, headers, fault=fault, retry_after=retry_after)
+        body = envelope(status_text, f"scripted HTTP {status}{echo}")
+        return Reply(status, body, headers, fault=fault, retry_after=retry_after)
 
-    def _route(self, path: str, params: dict[str, str], headers: dict[str, str]) -> _Reply:
+    def _route(self, path: str, params: dict[str, str], headers: dict[str, str]) -> Reply:
         if path == SUPPORTED_COINS_PATH:
-            return _Reply(200, _envelope("0", "success", self.supported_coins), headers)
+            return Reply(200, envelope("0", "success", self.supported_coins), headers)
         if path == SUPPORTED_EXCHANGE_PAIRS_PATH:
-            return _Reply(200, _envelope("0", "success", self.exchange_pairs), headers)
-        scope = _heatmap_scope(path)
+            return Reply(200, envelope("0", "success", self.exchange_pairs), headers)
+        scope = heatmap_scope(path)
         if scope is None:
-            return _Reply(404, _envelope("404", f"no route {path}"), headers)
+            return Reply(404, envelope("404", f"no route {path}"), headers)
         problem = self._heatmap_param_problem(scope, params)
         if problem is not None:
-            return _Reply(400, _envelope("400", problem), headers)
-        history = self.history_days.get(params["symbol"])
-        if history is not None and RANGE_SECONDS[params["range"]] > history * 86400:
-            return _Reply(200, NO_DATA_BODY, headers)
-        return _Reply(200, self.payload_factory(path, dict(params)), headers)
+            return Reply(400, envelope("400", problem), headers)
+        if not has_history(params["range"], self.history_days.get(params["symbol"])):
+            return Reply(200, NO_DATA_BODY, headers)
+        return Reply(200, self.payload_factory(path, dict(params)), headers)
 
     def _heatmap_param_problem(self, scope: str, params: Mapping[str, str]) -> str | None:
         """Why the query is unacceptable (HTTP 400), or None."""
@@ -532,7 +339,7 @@ class FakeCoinGlassServer(LoopbackFake):
         missing = [name for name in required if not params.get(name)]
         if missing:
             return f"missing parameter(s): {', '.join(missing)}"
-        if params["range"] not in RANGE_SECONDS:
+        if params["range"] not in RANGES:
             return f"invalid range {params['range']!r}"
         if self.validate_symbols:
             return self._universe_problem(scope, params)
@@ -548,31 +355,3 @@ class FakeCoinGlassServer(LoopbackFake):
         if all(pair.get("instrument_id") != symbol for pair in pairs):
             return f"unknown symbol {symbol!r} on {params['exchange']}"
         return None
-
-
-def _envelope(code: str, msg: str, data: Any = None) -> bytes:
-    return orjson.dumps({"code": code, "msg": msg, "data": data})
-
-
-def _heatmap_scope(path: str) -> str | None:
-    for prefix, scope in ((PAIR_HEATMAP_PREFIX, "pair"), (COIN_HEATMAP_PREFIX, "coin")):
-        if path.startswith(prefix) and path.removeprefix(prefix) in ("1", "2", "3"):
-            return scope
-    return None
-
-
-def _is_heatmap(path: str) -> bool:
-    return _heatmap_scope(path) is not None
-
-
-def _check_fault(fault: str) -> None:
-    """Fail at injection time, not inside a handler thread, on a misspelt fault."""
-    if fault in FAULT_KINDS:
-        return
-    if fault.startswith("code:") and fault.removeprefix("code:"):
-        return
-    status, _, retry_after = fault.partition(":")
-    valid_status = status.isdigit() and 100 <= int(status) < 600
-    if valid_status and (not retry_after or (status == "429" and retry_after.isdigit())):
-        return
-    raise ValueError(f"unknown fault {fault!r}; see FAULT_KINDS in {__name__}")

@@ -35,8 +35,8 @@ from helix_pipelines.testing.coinglass_server import (
     DEFAULT_COINS,
     DEFAULT_EXCHANGE_PAIRS,
     FakeCoinGlassServer,
-    RecordedRequest,
 )
+from helix_pipelines.testing.coinglass_wire import RecordedRequest
 
 T = TypeVar("T")
 

@@ -6,7 +6,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from helix_pipelines.coinglass.errors import CoinGlassPayloadError, CoinGlassRequestError
+from helix_pipelines.coinglass.errors import (
+    CoinGlassPayloadError,
+    CoinGlassRequestError,
+    CoinGlassUnavailableError,
+)
 from helix_pipelines.coinglass.replay import ReplaySource
 from helix_pipelines.coinglass.settings import SourceSettings, open_source
 from helix_pipelines.contracts.heatmaps import HeatmapRequest
@@ -23,6 +27,18 @@ def test_replay_serves_recorded_bytes_untouched(tmp_path: Path) -> None:
     assert asyncio.run(source.supported_coins()) == ["ETH"]
     assert source.recorded_requests() == ["heatmap_Bybit_model2_ETHUSDT_1y.json"]
     assert source.stats.requests_sent == 2
+
+
+def test_a_recorded_no_data_answer_is_unavailable_as_it_was_live(tmp_path: Path) -> None:
+    request = HeatmapRequest("coin", "HYPE", 1, "1y")
+    (tmp_path / request.capture_name).write_bytes(b'{"code":"500","msg":"Server Error"}')
+    other = HeatmapRequest("coin", "HYPE", 1, "180d")
+    (tmp_path / other.capture_name).write_bytes(b'{"code":"500","msg":"something else broke"}')
+    source = ReplaySource(tmp_path)
+    with pytest.raises(CoinGlassUnavailableError, match="HYPE_1y"):
+        asyncio.run(source.fetch_heatmap(request))
+    # Any other error body is served as recorded, for the normalizer to quarantine.
+    assert b"something else" in asyncio.run(source.fetch_heatmap(other))
 
 
 def test_missing_recording_names_the_file(tmp_path: Path) -> None:

@@ -33,12 +33,13 @@ pytestmark = pytest.mark.e2e
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AT = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
+CELL_FRACTION = 0.1  # real grids, a tenth of the cells: the suite stays quick
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("analytics")
-    replay = record_sandbox(root / "replay", AT, SYMBOLS)
+    replay = record_sandbox(root / "replay", AT, SYMBOLS, cell_fraction=CELL_FRACTION)
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
     dsn = request.getfixturevalue("module_pg_dsn") if request.param == "postgres" else None
     resources = {

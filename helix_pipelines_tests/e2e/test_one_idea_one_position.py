@@ -38,6 +38,7 @@ from helix_pipelines.testing.warehouses import read_table
 pytestmark = pytest.mark.e2e
 
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
+CELL_FRACTION = 0.1  # real grids, a tenth of the cells: the suite stays quick
 
 
 def refresh(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -67,10 +68,9 @@ def test_a_refresh_with_nudged_heatmaps_gives_new_signals_and_no_new_orders(
 ) -> None:
     monkeypatch.delenv("HELIX_EXECUTOR_MODE", raising=False)
     now = utc_now()
-    record_sandbox(tmp_path / "first", now, SYMBOLS)
-    record_sandbox(
-        tmp_path / "later", now + timedelta(minutes=5), SYMBOLS
-    )  # one more 5-minute candle
+    record_sandbox(tmp_path / "first", now, SYMBOLS, cell_fraction=CELL_FRACTION)
+    later = now + timedelta(minutes=5)  # one more 5-minute candle
+    record_sandbox(tmp_path / "later", later, SYMBOLS, cell_fraction=CELL_FRACTION)
     resources = {
         "coinglass": CoinGlassResource(replay_dir=str(tmp_path / "first")),
         "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "helix.duckdb")),
