@@ -17,6 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from helix_pipelines.contracts.heatmaps import UTC_TIME
+from helix_pipelines.contracts.records import OrderRecord, PaperFill, PaperPosition, schema_of
 from helix_pipelines.contracts.signals import SIGNALS_SCHEMA
 
 TEXT, FLOAT, FLAG = pl.String(), pl.Float64(), pl.Boolean()
@@ -80,29 +81,11 @@ OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
     "evaluated_at": UTC_TIME,
 }
 
-ORDERS_SCHEMA: dict[str, pl.DataType] = {
-    "order_link_id": TEXT,
-    "signal_id": TEXT,
-    "mode": TEXT,
-    "symbol": TEXT,
-    "side": TEXT,
-    "qty": TEXT,
-    "status": TEXT,
-    "venue_order_id": TEXT,
-    "avg_price": FLOAT,
-    "take_profit": TEXT,
-    "stop_loss": TEXT,
-    "leverage": pl.Int16(),
-    "reason": TEXT,
-    "created_at": UTC_TIME,
-    "updated_at": UTC_TIME,
-    "venue_symbol": TEXT,
-    "filled_qty": TEXT,
-    "venue_status": TEXT,
-    "submitted_at": UTC_TIME,
-}
-"""`qty` is what was asked and `filled_qty` what the venue filled (cumExecQty), as plain
-decimal text (exact, as the venue has them); `symbol` the coin, `venue_symbol` the instrument."""
+_ORDER_COLUMNS = list(schema_of(OrderRecord).items())
+ORDERS_SCHEMA: dict[str, pl.DataType] = dict(
+    [*_ORDER_COLUMNS[:2], ("mode", TEXT), *_ORDER_COLUMNS[2:]]
+)
+"""`executor_orders`: an OrderRecord and, after its `signal_id`, the executor mode it belongs to."""
 
 DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "decision_id": TEXT,
@@ -117,30 +100,8 @@ DECISIONS_SCHEMA: dict[str, pl.DataType] = {
 
 STATE_SCHEMA: dict[str, pl.DataType] = {"key": TEXT, "value": TEXT, "updated_at": UTC_TIME}
 
-PAPER_POSITIONS_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": TEXT,
-    "side": TEXT,
-    "qty": FLOAT,
-    "avg_price": FLOAT,
-    "take_profit": FLOAT,
-    "stop_loss": FLOAT,
-    "leverage": pl.Int16(),
-    "opened_at": UTC_TIME,
-}
-
-PAPER_FILLS_SCHEMA: dict[str, pl.DataType] = {
-    "fill_id": TEXT,
-    "order_link_id": TEXT,
-    "symbol": TEXT,
-    "side": TEXT,
-    "qty": FLOAT,
-    "price": FLOAT,
-    "fee_usd": FLOAT,
-    "realized_pnl_usd": FLOAT,
-    "filled_at": UTC_TIME,
-    "reduces_position": FLAG,
-}
-"""`side` is the position's (long / short); `reduces_position` tells an exit from an entry."""
+PAPER_POSITIONS_SCHEMA = schema_of(PaperPosition)
+PAPER_FILLS_SCHEMA = schema_of(PaperFill)
 
 TABLES: dict[str, tuple[dict[str, pl.DataType], tuple[str, ...]]] = {
     "liquidation_clusters": (CLUSTERS_SCHEMA, ("cluster_id",)),

@@ -24,8 +24,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from helix_pipelines.clock import utc_now
+from helix_pipelines.contracts.records import OrderRecord
 from helix_pipelines.contracts.signals import TradeSignal
-from helix_pipelines.contracts.vocabulary import IN_FLIGHT, LOOKED_UP, Action
+from helix_pipelines.contracts.vocabulary import IN_FLIGHT, LOOKED_UP
 from helix_pipelines.execution.brokers import (
     Broker,
     OrderNotSent,
@@ -34,12 +35,11 @@ from helix_pipelines.execution.brokers import (
     VenueUnavailable,
 )
 from helix_pipelines.execution.guard import AccountState, GuardLimits, guard_reason
+from helix_pipelines.execution.journal import OrderJournal, describe_book, outcome
 from helix_pipelines.execution.orders import (
     Decision,
     Instrument,
     OrderRequest,
-    OrderResult,
-    Position,
     human_number,
     human_qty,
     order_link_id_for,
@@ -49,8 +49,6 @@ from helix_pipelines.execution.orders import (
     quantize_qty,
 )
 from helix_pipelines.execution.ports import HALT_REASON, HALTED, ExecutorStore, halt
-
-DEFERRED = "deferred"
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +60,6 @@ DAY = "day"
 class ReconcileReport:
     resolved: dict[str, str]  # orderLinkId -> status found at the venue
     positions: dict[str, str]  # venue symbol -> "long 0.011 @ 65,010.5"
-
-
-def describe_book(positions: dict[str, Position]) -> dict[str, str]:
-    """Positions for people: plain quantities and prices, no exponents, no float noise."""
-    return {
-        symbol: f"{p.side} {human_qty(p.qty)} @ {human_number(p.avg_price)}"
-        for symbol, p in sorted(positions.items())
-    }
 
 
 class Executor:
@@ -85,6 +75,7 @@ class Executor:
         self.broker = broker
         self.store = store
         self.limits = limits
+        self.journal = OrderJournal(store, clock)
         self._clock = clock
         self._log = logger
 
@@ -94,13 +85,15 @@ class Executor:
         """Configure the venue, then look up every order not settled there."""
         self.broker.prepare(coins, default_leverage)
         resolved = {
-            str(row["order_link_id"]): self._resolve(row) for row in self.store.orders_in(LOOKED_UP)
+            row.order_link_id: self._resolve(row) for row in self.store.orders_in(LOOKED_UP)
         }
         positions = self.book()
         self._log.info(
             "reconciled %d unsettled orders %s; positions at the venue: %s",
-            len(resolved), resolved or "", positions or "none",
-        )  # fmt: skip
+            len(resolved),
+            resolved or "",
+            positions or "none",
+        )
         return ReconcileReport(resolved, positions)
 
     def book(self) -> dict[str, str]:
@@ -135,9 +128,13 @@ class Executor:
         with self.store.decision_lock():
             decision = self._decide(signal)
             self.store.record(
-                decision.signal_id, decision.symbol, decision.action, decision.reason,
-                decision.order_link_id, self._clock(),
-            )  # fmt: skip
+                decision.signal_id,
+                decision.symbol,
+                decision.action,
+                decision.reason,
+                decision.order_link_id,
+                self._clock(),
+            )
         self._log.info(
             "%s %s: %s (%s)", signal.symbol, signal.signal_id[:12], decision.action, decision.reason
         )
@@ -146,14 +143,14 @@ class Executor:
     def _decide(self, signal: TradeSignal) -> Decision:
         olid = order_link_id_for(signal.signal_id)
         existing = self.store.order(olid)
-        if existing is not None and existing["status"] != DEFERRED:
+        if existing is not None and existing.status != "deferred":
             return self._redelivered(signal, olid, existing)
         try:
             instrument = self.broker.instrument(signal.symbol)
             price = self.broker.last_price(instrument.symbol)
             state = self.account_state()
         except OrderRejected as exc:
-            return self._final(signal, olid, "rejected", str(exc))
+            return self.journal.final(signal, olid, "rejected", str(exc))
         except VenueUnavailable as exc:
             return Decision(signal.signal_id, signal.symbol, "deferred", str(exc), olid)
         return self._checked(signal, olid, instrument, price, self._halt_on_loss(state))
@@ -180,7 +177,7 @@ class Executor:
         """Every rule before an order leaves: one idea one position, the guard, the sizes."""
         conflict = self._conflict(signal, olid, instrument, state)
         if conflict:
-            return self._already_at_venue(signal, olid, instrument) or self._final(
+            return self._already_at_venue(signal, olid, instrument) or self.journal.final(
                 signal, olid, "skipped", conflict
             )
         venue = _in_venue_units(signal, instrument)
@@ -194,10 +191,10 @@ class Executor:
         now = self._clock()
         blocked = guard_reason(venue, qty, price, state, self.limits, now)
         if blocked:
-            return self._final(signal, olid, "skipped", blocked)
+            return self.journal.final(signal, olid, "skipped", blocked)
         problem = order_size_problem(qty, price, instrument)
         if problem:
-            return self._final(signal, olid, "rejected", problem)
+            return self.journal.final(signal, olid, "rejected", problem)
         return self._submit(signal, venue, olid, qty, instrument, now, capped)
 
     def _conflict(
@@ -214,9 +211,9 @@ class Executor:
                 "position keeps its own stop-loss and take-profit"
             )
         for row in self.store.orders_in(IN_FLIGHT):
-            if row["symbol"] == signal.symbol and row["order_link_id"] != olid:
+            if row.symbol == signal.symbol and row.order_link_id != olid:
                 return (
-                    f"order {row['order_link_id']} for {signal.symbol} is still {row['status']}: "
+                    f"order {row.order_link_id} for {signal.symbol} is still {row.status}: "
                     "one trade idea, one position"
                 )
         return None
@@ -232,16 +229,8 @@ class Executor:
             return None
         if found is None:
             return None
-        now = self._clock()
-        self.store.save_order(
-            order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            venue_symbol=instrument.symbol, side=signal.side, qty=plain(found.qty),
-            status=found.status, leverage=signal.leverage, created_at=now, updated_at=now,
-        )  # fmt: skip
-        self._record_result(olid, found)
-        request = OrderRequest(olid, instrument.symbol, signal.side, found.qty,
-                               Decimal(0), Decimal(0), signal.leverage)  # fmt: skip
-        action, reason = _outcome(request, found)
+        self.journal.found(signal, instrument, found)
+        action, reason = outcome(signal.side, found.qty, instrument.symbol, found)
         note = " (found at the venue by orderLinkId: sent before this decision, not resent)"
         return Decision(signal.signal_id, signal.symbol, action, reason + note, olid)
 
@@ -257,92 +246,62 @@ class Executor:
     ) -> Decision:
         """Persist as pending, then submit; an unknown outcome is resolved by lookup, never resent."""
         order = OrderRequest(
-            order_link_id=olid, symbol=instrument.symbol, side=signal.side, qty=qty,
+            order_link_id=olid,
+            symbol=instrument.symbol,
+            side=signal.side,
+            qty=qty,
             take_profit=quantize_price(venue.take_profit, instrument),
-            stop_loss=quantize_price(venue.stop_loss, instrument), leverage=signal.leverage,
-        )  # fmt: skip
-        self.store.save_order(
-            order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            venue_symbol=instrument.symbol, side=order.side, qty=plain(qty), status="pending",
-            take_profit=plain(order.take_profit), stop_loss=plain(order.stop_loss),
-            leverage=signal.leverage, created_at=now, updated_at=now, submitted_at=now,
-        )  # fmt: skip
+            stop_loss=quantize_price(venue.stop_loss, instrument),
+            leverage=signal.leverage,
+        )
+        self.journal.pending(signal, order, now)
         try:
             result = self.broker.submit(order)
         except OrderNotSent as exc:
-            return self._settle(signal, olid, DEFERRED, "deferred", str(exc))
+            return self.journal.settle(signal, olid, "deferred", "deferred", str(exc))
         except OrderOutcomeUnknown as exc:
             reason = f"{exc}; looked up again on redelivery and at start-up"
-            return self._settle(signal, olid, "unconfirmed", "unconfirmed", reason)
+            return self.journal.settle(signal, olid, "unconfirmed", "unconfirmed", reason)
         except OrderRejected as exc:
-            return self._settle(signal, olid, "rejected", "rejected", str(exc))
-        self._record_result(olid, result)
-        action, reason = _outcome(order, result)
+            return self.journal.settle(signal, olid, "rejected", "rejected", str(exc))
+        self.journal.record_result(result)
+        action, reason = outcome(order.side, order.qty, order.symbol, result)
         lookup = f" ({result.lookup_note})" if result.lookup_note else ""
         return Decision(signal.signal_id, signal.symbol, action, reason + lookup + note, olid)
 
-    def _redelivered(self, signal: TradeSignal, olid: str, row: dict[str, object]) -> Decision:
-        status = str(row["status"])
-        if status in LOOKED_UP:
-            status = self._resolve(row)
+    def _redelivered(self, signal: TradeSignal, olid: str, row: OrderRecord) -> Decision:
+        status = row.status if row.status not in LOOKED_UP else self._resolve(row)
         if status == "unconfirmed":
-            return Decision(signal.signal_id, signal.symbol, "unconfirmed",
-                            f"still not visible at the venue: {row['reason']}", olid)  # fmt: skip
-        return Decision(signal.signal_id, signal.symbol, "duplicate",
-                        f"already handled: {status}", olid)  # fmt: skip
+            reason = f"still not visible at the venue: {row.reason}"
+            return Decision(signal.signal_id, signal.symbol, "unconfirmed", reason, olid)
+        return Decision(
+            signal.signal_id, signal.symbol, "duplicate", f"already handled: {status}", olid
+        )
 
-    def _resolve(self, row: dict[str, object]) -> str:
+    def _resolve(self, row: OrderRecord) -> str:
         """Look an unsettled order up; past its acceptance deadline, absent means never placed."""
-        olid = str(row["order_link_id"])
+        olid = row.order_link_id
         try:
-            venue_symbol = row["venue_symbol"] or self.broker.instrument(str(row["symbol"])).symbol
-            found = self.broker.find_order(olid, str(venue_symbol))
+            venue_symbol = row.venue_symbol or self.broker.instrument(row.symbol).symbol
+            found = self.broker.find_order(olid, venue_symbol)
         except (VenueUnavailable, OrderRejected) as exc:
-            self._log.warning("%s: lookup failed (%s); it stays %s", olid, exc, row["status"])
-            return str(row["status"])
+            self._log.warning("%s: lookup failed (%s); it stays %s", olid, exc, row.status)
+            return row.status
         if found is not None:
-            self._record_result(olid, found)
+            self.journal.record_result(found)
             return found.status
-        sent = row["submitted_at"] or row["created_at"]
-        assert isinstance(sent, datetime)
+        sent = row.submitted_at or row.created_at
         deadline = self.broker.acceptance_deadline(sent)
         if self._clock() > deadline:
-            self._update(olid, status="not_placed", reason=(
-                f"not at the venue {int((self._clock() - sent).total_seconds())} s after it was "
-                f"sent, past its acceptance deadline ({deadline:%H:%M:%S} UTC): never placed"
-            ))  # fmt: skip
+            waited = int((self._clock() - sent).total_seconds())
+            reason = (
+                f"not at the venue {waited} s after it was sent, past its acceptance deadline "
+                f"({deadline:%H:%M:%S} UTC): never placed"
+            )
+            self.journal.update(olid, status="not_placed", reason=reason)
             return "not_placed"
-        self._update(olid, status="unconfirmed")
+        self.journal.update(olid, status="unconfirmed")
         return "unconfirmed"
-
-    def _record_result(self, olid: str, result: OrderResult) -> None:
-        self._update(
-            olid, status=result.status, venue_order_id=result.venue_order_id,
-            avg_price=result.avg_price, filled_qty=plain(result.filled),
-            venue_status=result.venue_status,
-        )  # fmt: skip
-
-    def _update(self, olid: str, **changes: object) -> None:
-        row = self.store.order(olid)
-        if row is None:
-            return
-        self.store.save_order(**{**row, **changes, "updated_at": self._clock()})
-
-    def _settle(
-        self, signal: TradeSignal, olid: str, status: str, action: Action, reason: str
-    ) -> Decision:
-        self._update(olid, status=status, reason=reason)
-        return Decision(signal.signal_id, signal.symbol, action, reason, olid)
-
-    def _final(self, signal: TradeSignal, olid: str, action: Action, reason: str) -> Decision:
-        """Remember the signal as handled, so a redelivery is a duplicate, not a second look."""
-        now = self._clock()
-        self.store.save_order(
-            order_link_id=olid, signal_id=signal.signal_id, symbol=signal.symbol,
-            side=signal.side, status=action, reason=reason, leverage=signal.leverage,
-            created_at=now, updated_at=now,
-        )  # fmt: skip
-        return Decision(signal.signal_id, signal.symbol, action, reason, olid)
 
 
 def _in_venue_units(signal: TradeSignal, instrument: Instrument) -> TradeSignal:
@@ -351,27 +310,10 @@ def _in_venue_units(signal: TradeSignal, instrument: Instrument) -> TradeSignal:
     if m == 1:
         return replace(signal, symbol=instrument.symbol)
     return replace(
-        signal, symbol=instrument.symbol, entry=signal.entry * m, stop_loss=signal.stop_loss * m,
-        take_profit=signal.take_profit * m, qty=signal.qty / m,
-    )  # fmt: skip
-
-
-def _outcome(order: OrderRequest, result: OrderResult) -> tuple[Action, str]:
-    """The decision a venue answer makes, in words a trader reads."""
-    what = f"{order.side} {human_qty(order.qty)} {order.symbol}"
-    at = f" at {human_number(result.avg_price)}" if result.avg_price else ""
-    venue = f" (Bybit: {result.venue_status})" if result.venue_status else ""
-    if result.status == "filled":
-        return "placed", f"{what} filled{at}"
-    if result.status == "partially_filled":
-        return "placed", (
-            f"{what}: {human_qty(result.filled)} filled{at}, the rest cancelled by the venue{venue}"
-        )
-    if result.status == "cancelled":
-        return "not_filled", f"{what}: cancelled by the venue with nothing filled{venue}"
-    if result.status == "accepted":
-        return (
-            "placed",
-            f"{what} working at the venue, {human_qty(result.filled)} filled so far{venue}",
-        )
-    return "rejected", f"{what} {result.status}{venue}"
+        signal,
+        symbol=instrument.symbol,
+        entry=signal.entry * m,
+        stop_loss=signal.stop_loss * m,
+        take_profit=signal.take_profit * m,
+        qty=signal.qty / m,
+    )

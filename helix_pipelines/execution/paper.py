@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
 from helix_pipelines.clock import utc_now
+from helix_pipelines.contracts.records import PaperFill, PaperPosition
 from helix_pipelines.contracts.vocabulary import Side
 from helix_pipelines.execution.brokers import OrderOutcomeUnknown, OrderRejected
 from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position
@@ -63,10 +65,8 @@ class PaperBroker:
         fill = self.book.fill_for(order_link_id)
         if fill is None:
             return None
-        qty = Decimal(str(fill["qty"]))
-        return OrderResult(
-            order_link_id, fill["fill_id"], "filled", fill["price"], qty, qty, "Filled"
-        )
+        qty = Decimal(str(fill.qty))
+        return OrderResult(order_link_id, fill.fill_id, "filled", fill.price, qty, qty, "Filled")
 
     def submit(self, order: OrderRequest) -> OrderResult:
         if self.book.fill_for(order.order_link_id) is not None:
@@ -89,51 +89,58 @@ class PaperBroker:
         )
 
     def _record_fill(
-        self, olid: str, symbol: str, side: Side, qty: float, price: float, pnl: float,
+        self,
+        olid: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        pnl: float,
         reduces: bool,
-    ) -> None:  # fmt: skip
+    ) -> None:
         now = self._clock()
+        fill_id = hashlib.sha256(f"{olid}|{now.isoformat()}".encode()).hexdigest()[:24]
+        fee = qty * price * self._fee_rate
         self.book.add_fill(
-            fill_id=hashlib.sha256(f"{olid}|{now.isoformat()}".encode()).hexdigest()[:24],
-            order_link_id=olid, symbol=symbol, side=side, qty=qty, price=price,
-            fee_usd=qty * price * self._fee_rate, realized_pnl_usd=pnl, filled_at=now,
-            reduces_position=reduces,
-        )  # fmt: skip
+            PaperFill(fill_id, olid, symbol, side, qty, price, fee, pnl, now, reduces)
+        )
+
+    def _opened(self, order: OrderRequest, qty: float, price: float) -> PaperPosition:
+        return PaperPosition(
+            order.symbol,
+            order.side,
+            qty,
+            price,
+            float(order.take_profit),
+            float(order.stop_loss),
+            order.leverage,
+            self._clock(),
+        )
 
     def _apply_fill(self, order: OrderRequest, qty: float, price: float) -> tuple[float, bool]:
         """Update the position; (PnL realized by any part that closed, whether it reduced one)."""
         held = self.book.position(order.symbol)
-        if held is None or held["side"] == order.side:
+        if held is None or held.side == order.side:
             if held is not None:
-                price = (held["qty"] * held["avg_price"] + qty * price) / (held["qty"] + qty)
-                qty = held["qty"] + qty
-            self.book.save_position(
-                symbol=order.symbol, side=order.side, qty=qty, avg_price=price,
-                take_profit=float(order.take_profit), stop_loss=float(order.stop_loss),
-                leverage=order.leverage, opened_at=self._clock(),
-            )  # fmt: skip
+                price = (held.qty * held.avg_price + qty * price) / (held.qty + qty)
+                qty = held.qty + qty
+            self.book.save_position(self._opened(order, qty, price))
             return 0.0, False
-        closed = min(held["qty"], qty)
-        direction = 1 if held["side"] == "long" else -1
-        realized = direction * (price - held["avg_price"]) * closed
-        if held["qty"] > closed:
-            self.book.save_position(**{**held, "qty": held["qty"] - closed})
+        closed = min(held.qty, qty)
+        direction = 1 if held.side == "long" else -1
+        realized = direction * (price - held.avg_price) * closed
+        if held.qty > closed:
+            self.book.save_position(replace(held, qty=held.qty - closed))
         else:
             self.book.delete_position(order.symbol)
         if qty > closed:  # the rest opens the other way
-            self.book.save_position(
-                symbol=order.symbol, side=order.side, qty=qty - closed, avg_price=price,
-                take_profit=float(order.take_profit), stop_loss=float(order.stop_loss),
-                leverage=order.leverage, opened_at=self._clock(),
-            )  # fmt: skip
+            self.book.save_position(self._opened(order, qty - closed, price))
         return realized, True
 
     def positions(self) -> dict[str, Position]:
         return {
-            r["symbol"]: Position(
-                r["symbol"], r["side"], Decimal(str(r["qty"])), Decimal(str(r["avg_price"]))
-            )
-            for r in self.book.positions()
+            p.symbol: Position(p.symbol, p.side, Decimal(str(p.qty)), Decimal(str(p.avg_price)))
+            for p in self.book.positions()
         }
 
     def equity(self) -> Decimal:
@@ -151,20 +158,20 @@ class PaperBroker:
         """Close positions whose stop-loss or take-profit the latest price crossed."""
         closed = []
         for p in self.book.positions():
-            price = self._prices(p["symbol"])
+            price = self._prices(p.symbol)
             if price is None:
                 continue  # no recent price for this one: the others are still checked
-            long = p["side"] == "long"
-            hit_stop = price <= p["stop_loss"] if long else price >= p["stop_loss"]
-            hit_target = price >= p["take_profit"] if long else price <= p["take_profit"]
+            long = p.side == "long"
+            hit_stop = price <= p.stop_loss if long else price >= p.stop_loss
+            hit_target = price >= p.take_profit if long else price <= p.take_profit
             if not (hit_stop or hit_target):
                 continue
-            exit_price = p["stop_loss"] if hit_stop else p["take_profit"]
-            realized = (exit_price - p["avg_price"]) * p["qty"] * (1 if long else -1)
-            olid = f"exit-{p['symbol']}-{self._clock().isoformat()}"
-            self._record_fill(olid, p["symbol"], p["side"], p["qty"], exit_price, realized, True)
-            self.book.delete_position(p["symbol"])
+            exit_price = p.stop_loss if hit_stop else p.take_profit
+            realized = (exit_price - p.avg_price) * p.qty * (1 if long else -1)
+            olid = f"exit-{p.symbol}-{self._clock().isoformat()}"
+            self._record_fill(olid, p.symbol, p.side, p.qty, exit_price, realized, True)
+            self.book.delete_position(p.symbol)
             closed.append(
-                f"{p['symbol']} {'stop-loss' if hit_stop else 'take-profit'} at {exit_price:.6g}"
+                f"{p.symbol} {'stop-loss' if hit_stop else 'take-profit'} at {exit_price:.6g}"
             )
         return closed

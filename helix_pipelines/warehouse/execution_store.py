@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
 import polars as pl
 
+from helix_pipelines.contracts.records import OrderRecord, PaperFill, PaperPosition
 from helix_pipelines.contracts.tables import (
     DECISIONS_SCHEMA,
     ORDERS_SCHEMA,
@@ -47,6 +49,11 @@ def _row(schema: dict[str, pl.DataType], **values: object) -> pl.DataFrame:
     return pl.DataFrame([{name: values.get(name) for name in schema}], schema=schema)
 
 
+def _records(record: type, frame: pl.DataFrame) -> list[Any]:
+    names = [f.name for f in fields(record)]
+    return [record(**{n: row[n] for n in names}) for row in frame.iter_rows(named=True)]
+
+
 class WarehouseExecutorStore:
     """Orders, decisions and state of one executor mode (paper, testnet, demo, live)."""
 
@@ -61,14 +68,16 @@ class WarehouseExecutorStore:
         with self.db.exclusive(f"executor-{self.mode}"), self.db.session():
             yield
 
-    def order(self, order_link_id: str) -> dict[str, Any] | None:
+    def order(self, order_link_id: str) -> OrderRecord | None:
         with self.db.connect() as conn:
-            rows = conn.frame(ORDER, [order_link_id, self.mode], ORDERS_SCHEMA).to_dicts()
-        return rows[0] if rows else None
+            frame = conn.frame(ORDER, [order_link_id, self.mode], ORDERS_SCHEMA)
+        found = _records(OrderRecord, frame)
+        return found[0] if found else None
 
-    def orders_in(self, statuses: Sequence[str]) -> list[dict[str, Any]]:
+    def orders_in(self, statuses: Sequence[str]) -> list[OrderRecord]:
         with self.db.connect() as conn:
-            return conn.frame(ORDERS_IN, [self.mode, list(statuses)], ORDERS_SCHEMA).to_dicts()
+            frame = conn.frame(ORDERS_IN, [self.mode, list(statuses)], ORDERS_SCHEMA)
+        return _records(OrderRecord, frame)
 
     def settled_signal_ids(self, signal_ids: Sequence[str], unsettled: Sequence[str]) -> set[str]:
         """Those of `signal_ids` whose order has a status outside `unsettled`."""
@@ -78,19 +87,32 @@ class WarehouseExecutorStore:
             rows = conn.rows(SETTLED, [self.mode, list(signal_ids), list(unsettled)])
         return {row[0] for row in rows}
 
-    def save_order(self, **row: object) -> None:
+    def save_order(self, order: OrderRecord) -> None:
         with self.db.transaction() as tx:
-            upsert(tx, "executor_orders", _row(ORDERS_SCHEMA, **{**row, "mode": self.mode}))
+            upsert(tx, "executor_orders", _row(ORDERS_SCHEMA, **asdict(order), mode=self.mode))
 
-    def record(self, signal_id: str, symbol: str, action: str, reason: str,
-               order_link_id: str | None, at: datetime) -> None:  # fmt: skip
+    def record(
+        self,
+        signal_id: str,
+        symbol: str,
+        action: str,
+        reason: str,
+        order_link_id: str | None,
+        at: datetime,
+    ) -> None:
         """Append one decision (its id is the signal, action and time)."""
         key = f"{signal_id}|{action}|{at.isoformat()}"
         frame = _row(
-            DECISIONS_SCHEMA, decision_id=hashlib.sha256(key.encode()).hexdigest()[:32],
-            signal_id=signal_id, mode=self.mode, symbol=symbol, action=action, reason=reason,
-            order_link_id=order_link_id, decided_at=at,
-        )  # fmt: skip
+            DECISIONS_SCHEMA,
+            decision_id=hashlib.sha256(key.encode()).hexdigest()[:32],
+            signal_id=signal_id,
+            mode=self.mode,
+            symbol=symbol,
+            action=action,
+            reason=reason,
+            order_link_id=order_link_id,
+            decided_at=at,
+        )
         with self.db.transaction() as tx:
             upsert(tx, "executor_decisions", frame)
 
@@ -116,32 +138,34 @@ class WarehousePaperBook:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    def positions(self) -> list[dict[str, Any]]:
+    def positions(self) -> list[PaperPosition]:
         with self.db.connect() as conn:
-            return conn.frame(POSITIONS, (), PAPER_POSITIONS_SCHEMA).to_dicts()
+            return _records(PaperPosition, conn.frame(POSITIONS, (), PAPER_POSITIONS_SCHEMA))
 
-    def position(self, symbol: str) -> dict[str, Any] | None:
+    def position(self, symbol: str) -> PaperPosition | None:
         with self.db.connect() as conn:
-            rows = conn.frame(POSITION, [symbol], PAPER_POSITIONS_SCHEMA).to_dicts()
-        return rows[0] if rows else None
+            frame = conn.frame(POSITION, [symbol], PAPER_POSITIONS_SCHEMA)
+        found = _records(PaperPosition, frame)
+        return found[0] if found else None
 
-    def save_position(self, **row: object) -> None:
+    def save_position(self, position: PaperPosition) -> None:
         with self.db.transaction() as tx:
-            upsert(tx, "paper_positions", _row(PAPER_POSITIONS_SCHEMA, **row))
+            upsert(tx, "paper_positions", _row(PAPER_POSITIONS_SCHEMA, **asdict(position)))
 
     def delete_position(self, symbol: str) -> None:
         """A flat symbol has no row."""
         with self.db.transaction() as tx:
             delete_keys(tx, "paper_positions", [symbol])
 
-    def add_fill(self, **row: object) -> None:
+    def add_fill(self, fill: PaperFill) -> None:
         with self.db.transaction() as tx:
-            upsert(tx, "paper_fills", _row(PAPER_FILLS_SCHEMA, **row))
+            upsert(tx, "paper_fills", _row(PAPER_FILLS_SCHEMA, **asdict(fill)))
 
-    def fill_for(self, order_link_id: str) -> dict[str, Any] | None:
+    def fill_for(self, order_link_id: str) -> PaperFill | None:
         with self.db.connect() as conn:
-            rows = conn.frame(FILL_FOR, [order_link_id], PAPER_FILLS_SCHEMA).to_dicts()
-        return rows[0] if rows else None
+            frame = conn.frame(FILL_FOR, [order_link_id], PAPER_FILLS_SCHEMA)
+        found = _records(PaperFill, frame)
+        return found[0] if found else None
 
     def realized(self) -> tuple[float, float]:
         """(realized PnL, fees) over every fill, in USD."""

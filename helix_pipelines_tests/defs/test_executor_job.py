@@ -9,6 +9,7 @@ import pytest
 
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA
+from helix_pipelines.contracts.records import OrderRecord
 from helix_pipelines.defs.execution import executor_job, trade_signals_sensor
 from helix_pipelines.defs.resources import (
     ExecutorResource,
@@ -79,9 +80,17 @@ def test_signals_whose_orders_are_still_on_their_way_are_taken_up_again(
     store = opened.executor_store("paper")
     now = utc_now()
     for signal_id, status in (("s1", "deferred"), ("s2", "filled")):
-        store.save_order(order_link_id=order_link_id_for(signal_id), signal_id=signal_id,
-                         symbol="BTC", side="long", status=status, created_at=now,
-                         updated_at=now)  # fmt: skip
+        olid = order_link_id_for(signal_id)
+        record = OrderRecord(
+            order_link_id=olid,
+            signal_id=signal_id,
+            symbol="BTC",
+            side="long",
+            status=status,
+            created_at=now,
+            updated_at=now,
+        )
+        store.save_order(record)
     report = run_pending(build_executor(Settings.from_env(), opened), opened)
     # deferred: decided afresh (and placed now); s2 settled, the old one too old to trade
     assert [(d.signal_id, d.action) for d in report.decisions] == [("s1", "placed")]

@@ -168,8 +168,8 @@ def test_an_unconfirmed_order_stays_on_the_stream_and_is_looked_up_on_redelivery
     publisher.publish([signal("s1")])
     thread, stop = run_in_thread(executor, consumer)
     try:
-        wait_for(lambda: executor.store.order(order_link_id_for("s1")) is not None)
-        wait_for(lambda: executor.store.order(order_link_id_for("s1"))["status"] == "filled")
+        olid = order_link_id_for("s1")
+        wait_for(lambda: getattr(executor.store.order(olid), "status", None) == "filled")
         wait_for(lambda: consumer.pending() == 0)
     finally:
         stop.set()

@@ -17,12 +17,8 @@ import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from helix_pipelines.testing.bybit_server import (
-    HEDGE,
-    ONE_WAY,
-    ORDER_CREATE_PATH,
-    FakeBybitServer,
-)
+from helix_pipelines.testing.bybit_server import ORDER_CREATE_PATH, FakeBybitServer
+from helix_pipelines.testing.bybit_venue import HEDGE, ONE_WAY
 
 
 @pytest.fixture
@@ -75,18 +71,18 @@ def test_a_market_order_fills_at_the_last_price_with_cum_exec_qty(server, sessio
 
 
 def test_thin_liquidity_gives_partial_and_zero_fills(server, session) -> None:
-    server.liquidity["BTCUSDT"] = Decimal("0.004")
+    server.venue.liquidity["BTCUSDT"] = Decimal("0.004")
     market(session, link="part")
     (part,) = lookup(session, "part")
     assert (part["orderStatus"], part["cumExecQty"]) == ("PartiallyFilledCanceled", "0.004")
-    server.liquidity["BTCUSDT"] = Decimal(0)
+    server.venue.liquidity["BTCUSDT"] = Decimal(0)
     market(session, link="none")
     (none,) = lookup(session, "none")
     assert (none["orderStatus"], none["cumExecQty"], none["avgPrice"]) == ("Cancelled", "0", "")
 
 
 def test_new_orders_become_visible_only_after_a_moment(server, session) -> None:
-    server.visibility_delay = 0.4
+    server.venue.visibility_delay = 0.4
     created = market(session)
     assert created["orderId"]
     assert lookup(session) == []
@@ -106,11 +102,11 @@ def test_10000_and_10016_after_accepting_leave_the_order_behind(server, session,
     with pytest.raises(InvalidRequestError) as caught:
         market(session)
     assert caught.value.status_code == code
-    assert server.order_count() == 1
+    assert server.venue.order_count() == 1
 
 
 def test_filters_match_the_venue(server, session) -> None:
-    server.instruments["BTCUSDT"]["lotSizeFilter"]["minNotionalValue"] = "100"
+    server.venue.instruments["BTCUSDT"]["lotSizeFilter"]["minNotionalValue"] = "100"
     for kw, code, says in (
         ({"qty": "0.0105"}, 10001, "Qty invalid"),
         ({"qty": "120.000"}, 10001, "exceeds maximum"),  # maxMktOrderQty 119 for market orders
@@ -123,7 +119,7 @@ def test_filters_match_the_venue(server, session) -> None:
         with pytest.raises(InvalidRequestError, match=says) as caught:
             market(session, link=f"bad-{code}-{says[:4]}", **kw)
         assert caught.value.status_code == code
-    assert server.order_count() == 0
+    assert server.venue.order_count() == 0
     market(session)
     with pytest.raises(InvalidRequestError) as dup:
         market(session)
@@ -132,10 +128,12 @@ def test_filters_match_the_venue(server, session) -> None:
 
 def test_lists_page_with_a_cursor(server, session) -> None:
     for i in range(23):
-        server.open_position("BTCUSDT", "Buy", "0.001", "65000", idx=0)
-        server.instruments[f"P{i}USDT"] = server.instruments["BTCUSDT"] | {"symbol": f"P{i}USDT"}
-        server.set_price(f"P{i}USDT", "1")
-        server.open_position(f"P{i}USDT", "Buy", "1", "1")
+        server.venue.open_position("BTCUSDT", "Buy", "0.001", "65000", idx=0)
+        server.venue.instruments[f"P{i}USDT"] = server.venue.instruments["BTCUSDT"] | {
+            "symbol": f"P{i}USDT"
+        }
+        server.venue.set_price(f"P{i}USDT", "1")
+        server.venue.open_position(f"P{i}USDT", "Buy", "1", "1")
     first = session.get_positions(category="linear", settleCoin="USDT")["result"]
     assert (len(first["list"]), first["nextPageCursor"]) == (20, "20")  # Bybit's default 20
     rest = session.get_positions(category="linear", settleCoin="USDT", cursor="20")["result"]
@@ -148,12 +146,12 @@ def test_lists_page_with_a_cursor(server, session) -> None:
 def test_switching_by_coin_leaves_busy_symbols_in_hedge_mode_and_answers_ok(
     server, session
 ) -> None:
-    server.set_position_mode(HEDGE)
-    server.open_position("SOLUSDT", "Buy", "1", "150", idx=1)
+    server.venue.set_position_mode(HEDGE)
+    server.venue.open_position("SOLUSDT", "Buy", "1", "150", idx=1)
     result = session.switch_position_mode(category="linear", coin="USDT", mode=ONE_WAY)
     assert result["retCode"] == 0
-    assert server.position_mode("BTCUSDT") == ONE_WAY
-    assert server.position_mode("SOLUSDT") == HEDGE
+    assert server.venue.position_mode("BTCUSDT") == ONE_WAY
+    assert server.venue.position_mode("SOLUSDT") == HEDGE
     rows = session.get_positions(category="linear", symbol="SOLUSDT")["result"]["list"]
     assert [r["positionIdx"] for r in rows] == [1, 2]
     with pytest.raises(InvalidRequestError) as caught:
@@ -166,7 +164,7 @@ def test_switching_by_coin_leaves_busy_symbols_in_hedge_mode_and_answers_ok(
 
 def test_leverage_is_set_once_then_not_modified(server, session) -> None:
     session.set_leverage(category="linear", symbol="BTCUSDT", buyLeverage="3", sellLeverage="3")
-    assert server.leverage("BTCUSDT") == (Decimal(3), Decimal(3))
+    assert server.venue.leverage("BTCUSDT") == (Decimal(3), Decimal(3))
     with pytest.raises(InvalidRequestError) as caught:
         session.set_leverage(category="linear", symbol="BTCUSDT", buyLeverage="3", sellLeverage="3")
     assert caught.value.status_code == 110043
@@ -197,7 +195,7 @@ def test_timeouts_and_drops_surface_as_pybit_does(server, session) -> None:
     server.inject("drop_before", path=ORDER_CREATE_PATH)
     with pytest.raises(requests.exceptions.ConnectionError):
         market(session, link="t3")
-    assert sorted(server.orders) == ["t1", "t2"]  # the venue acted on the first two
+    assert sorted(server.venue.orders) == ["t1", "t2"]  # the venue acted on the first two
 
 
 def test_rate_limits_and_http_errors_surface_as_pybit_does(server, session) -> None:
@@ -210,7 +208,7 @@ def test_rate_limits_and_http_errors_surface_as_pybit_does(server, session) -> N
     with pytest.raises(FailedRequestError) as failed:
         market(session)
     assert failed.value.status_code == 502
-    assert server.order_count() == 0
+    assert server.venue.order_count() == 0
     assert server.ret_codes(ORDER_CREATE_PATH) == [10006, None]
     with pytest.raises(ValueError, match="unknown fault"):
         server.inject("explode")
