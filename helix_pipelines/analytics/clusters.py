@@ -168,9 +168,18 @@ def _merge(
 
 
 def _cluster(
-    prices: np.ndarray, values: np.ndarray, lo: int, hi: int, peak: int, total: float,
-    median: float, spread: float, last_close: float, atr: float, snapshot_id: str,
-) -> Cluster:  # fmt: skip
+    prices: np.ndarray,
+    values: np.ndarray,
+    lo: int,
+    hi: int,
+    peak: int,
+    total: float,
+    median: float,
+    spread: float,
+    last_close: float,
+    atr: float,
+    snapshot_id: str,
+) -> Cluster:
     peak_price = float(prices[peak])
     key = f"{snapshot_id}|{peak_price:.10g}"
     return Cluster(

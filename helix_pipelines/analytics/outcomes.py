@@ -82,15 +82,21 @@ def score_clusters(
             adverse = (before_high.max() - close) / close * 100 if len(before_high) else 0.0
         rows.append(
             {
-                "subject_kind": "cluster", "subject_id": c["cluster_id"], "symbol": c["symbol"],
-                "model": c["model"], "range": c["range"],
+                "subject_kind": "cluster",
+                "subject_id": c["cluster_id"],
+                "symbol": c["symbol"],
+                "model": c["model"],
+                "range": c["range"],
                 "consensus_bucket": consensus_bucket(c["consensus_score"]),
-                "level_price": level, "observed_from": c["fetched_at"],
-                "horizon_hours": horizon_hours, "touched": touched,
+                "level_price": level,
+                "observed_from": c["fetched_at"],
+                "horizon_hours": horizon_hours,
+                "touched": touched,
                 "hours_to_touch": (ts[window][hit[0]] - start) / _US_PER_HOUR if touched else None,
-                "max_adverse_pct": max(0.0, float(adverse)), "evaluated_at": now,
+                "max_adverse_pct": max(0.0, float(adverse)),
+                "evaluated_at": now,
             }
-        )  # fmt: skip
+        )
     return pl.DataFrame(rows, schema=OUTCOMES_SCHEMA)
 
 
@@ -131,14 +137,21 @@ def score_signals(
             adverse = (entry - lo[:end].min()) / entry if long else (hi[:end].max() - entry) / entry
         rows.append(
             {
-                "subject_kind": "signal", "subject_id": s["signal_id"], "symbol": s["symbol"],
-                "model": None, "range": None, "consensus_bucket": consensus_bucket(s["consensus_score"]),
-                "level_price": s["take_profit"], "observed_from": s["as_of"],
-                "horizon_hours": horizon_hours, "touched": won,
+                "subject_kind": "signal",
+                "subject_id": s["signal_id"],
+                "symbol": s["symbol"],
+                "model": None,
+                "range": None,
+                "consensus_bucket": consensus_bucket(s["consensus_score"]),
+                "level_price": s["take_profit"],
+                "observed_from": s["as_of"],
+                "horizon_hours": horizon_hours,
+                "touched": won,
                 "hours_to_touch": (ts[window][exits[0]] - start) / _US_PER_HOUR if won else None,
-                "max_adverse_pct": max(0.0, float(adverse) * 100), "evaluated_at": now,
+                "max_adverse_pct": max(0.0, float(adverse) * 100),
+                "evaluated_at": now,
             }
-        )  # fmt: skip
+        )
     return pl.DataFrame(rows, schema=OUTCOMES_SCHEMA)
 
 

@@ -102,9 +102,14 @@ def analyze(
             (risk_view.scope, risk_view.exchange, symbol, risk_view.range)
         ]
         outcome = plan_symbol(
-            symbol, symbol_zones, price_view.last_close, risk_view.atr, risk_candles,
-            signal_params, limits,
-        )  # fmt: skip
+            symbol,
+            symbol_zones,
+            price_view.last_close,
+            risk_view.atr,
+            risk_candles,
+            signal_params,
+            limits,
+        )
         if isinstance(outcome, str):
             rejected[symbol] = outcome
             continue
@@ -115,11 +120,12 @@ def analyze(
         rejected[symbol] = "dropped by the exposure caps (max open positions / one per symbol)"
     as_of = max((v.fetched_at for v in current), default=now)
     signals = [
-        to_signal(PlannedTrade(plan, trade.target, trade.stop), snapshot_ids,
-                  created_at=now, as_of=as_of)
+        to_signal(
+            PlannedTrade(plan, trade.target, trade.stop), snapshot_ids, created_at=now, as_of=as_of
+        )
         for plan in capped
         for trade, snapshot_ids in [planned[plan.symbol]]
-    ]  # fmt: skip
+    ]
     return AnalyticsResult(
         clusters=_clusters_frame(current, zone_of_cluster),
         zones=_zones_frame(zones, now, closes),
@@ -252,17 +258,27 @@ def _clusters_frame(views: list[SnapshotView], zone_of: dict[str, ConsensusZone]
     rows = []
     for view in views:
         provenance = {
-            "snapshot_id": view.snapshot_id, "fetched_at": view.fetched_at, "scope": view.scope,
-            "exchange": view.exchange, "symbol": view.symbol, "model": view.model,
-            "range": view.range, "last_close": view.last_close, "atr": view.atr,
-        }  # fmt: skip
+            "snapshot_id": view.snapshot_id,
+            "fetched_at": view.fetched_at,
+            "scope": view.scope,
+            "exchange": view.exchange,
+            "symbol": view.symbol,
+            "model": view.model,
+            "range": view.range,
+            "last_close": view.last_close,
+            "atr": view.atr,
+        }
         for profile, clusters in view.clusters.items():
             for cluster in clusters:
                 zone = zone_of.get(cluster.cluster_id)
-                rows.append({
-                    **asdict(cluster), **provenance, "profile": profile,
-                    "consensus_score": zone.consensus_score if zone else None,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        **asdict(cluster),
+                        **provenance,
+                        "profile": profile,
+                        "consensus_score": zone.consensus_score if zone else None,
+                    }
+                )
     return pl.DataFrame(rows, schema=CLUSTERS_SCHEMA)
 
 

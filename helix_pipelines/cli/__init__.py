@@ -49,9 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--models", help="comma-separated subset of 1,2,3")
     demo_parser.add_argument("--ranges", help=f"comma-separated subset of {','.join(RANGES)}")
     demo_parser.add_argument(
-        "--no-analytics", action="store_true",
+        "--no-analytics",
+        action="store_true",
         help="ingest only: skip clusters, signals and the paper executor",
-    )  # fmt: skip
+    )
     demo_parser.set_defaults(run=demo.run)
     commands.add_parser("status", help="what the warehouse holds").set_defaults(run=inspect.status)
     universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")

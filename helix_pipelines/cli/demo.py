@@ -27,8 +27,17 @@ from helix_pipelines.services.signals import refresh_signals
 from helix_pipelines.services.universe import resolve_universe
 from helix_pipelines.warehouse import Warehouse
 
-COLUMNS = ("model", "range", "new", "unchanged", "quarantined", "failed", "cells_added",
-           "coverage", "seconds")  # fmt: skip
+COLUMNS = (
+    "model",
+    "range",
+    "new",
+    "unchanged",
+    "quarantined",
+    "failed",
+    "cells_added",
+    "coverage",
+    "seconds",
+)
 OUTCOME_HORIZON_HOURS = 24.0
 
 
@@ -57,9 +66,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(
-    settings: Settings, warehouse: Warehouse, models: list[int], ranges: list[str], *,
+    settings: Settings,
+    warehouse: Warehouse,
+    models: list[int],
+    ranges: list[str],
+    *,
     analytics: bool,
-) -> int:  # fmt: skip
+) -> int:
     started = time.perf_counter()
     members = asyncio.run(_universe(settings))
     warehouse.heatmaps.replace_universe(members)
@@ -72,8 +85,9 @@ def _run(
     for model in models:
         for range_ in ranges:
             try:
-                report = run_ingest(settings.source, warehouse.heatmaps, archive, quarantine,
-                                    members, model, range_)  # fmt: skip
+                report = run_ingest(
+                    settings.source, warehouse.heatmaps, archive, quarantine, members, model, range_
+                )
             except CoinGlassError as exc:
                 failures.append(f"m{model} {range_}")
                 print(f"{model:>11} {range_:>11}  FAILED: {type(exc).__name__}: {exc}")
@@ -92,10 +106,14 @@ def _run(
     if analytics and not failures:
         _analytics_and_executor(settings, warehouse)
     if settings.source.kind == "sandbox":
-        print("note: SANDBOX data — synthetic heatmaps, not market data. "
-              "Set COINGLASS_API_KEY for real data.")  # fmt: skip
-    print("next: `make dev` opens the Dagster UI with this pipeline; "
-          "`helix status` summarizes the warehouse.")  # fmt: skip
+        print(
+            "note: SANDBOX data — synthetic heatmaps, not market data. "
+            "Set COINGLASS_API_KEY for real data."
+        )
+    print(
+        "next: `make dev` opens the Dagster UI with this pipeline; "
+        "`helix status` summarizes the warehouse."
+    )
     if failures:
         print(f"failed partitions: {', '.join(failures)}", file=sys.stderr)
         return 1
@@ -112,10 +130,16 @@ async def _universe(settings: Settings) -> list[UniverseMember]:
 
 def _row(report: IngestReport) -> tuple[object, ...]:
     return (
-        report.model, report.range, report.stored.snapshots_added, report.unchanged,
-        len(report.quarantined), len(report.failed), report.stored.cells_added,
-        f"{report.coverage:.0%}", f"{report.duration_seconds:.2f}",
-    )  # fmt: skip
+        report.model,
+        report.range,
+        report.stored.snapshots_added,
+        report.unchanged,
+        len(report.quarantined),
+        len(report.failed),
+        report.stored.cells_added,
+        f"{report.coverage:.0%}",
+        f"{report.duration_seconds:.2f}",
+    )
 
 
 def _analytics_and_executor(settings: Settings, warehouse: Warehouse) -> None:
@@ -142,8 +166,11 @@ def _analytics_and_executor(settings: Settings, warehouse: Warehouse) -> None:
         f"{len(report.tradable)} trade signals ({len(report.new)} new, "
         f"{report.published or 0} published to Redis)"
     )
-    run = run_pending(build_executor(settings, warehouse), warehouse,
-                      default_leverage=settings.executor.default_leverage)  # fmt: skip
+    run = run_pending(
+        build_executor(settings, warehouse),
+        warehouse,
+        default_leverage=settings.executor.default_leverage,
+    )
     print(
         f"executor ({run.mode}): {len(run.decisions)} new signals -> {run.counts or 'no decision'}"
     )

@@ -45,9 +45,11 @@ def executor_serve(args: argparse.Namespace, settings: Settings) -> int:
     warehouse = open_configured(settings)
     executor = build_executor(settings, warehouse)
     consumer = SignalConsumer(
-        settings.redis_url, args.group, args.consumer or f"{socket.gethostname()}-{os.getpid()}",
+        settings.redis_url,
+        args.group,
+        args.consumer or f"{socket.gethostname()}-{os.getpid()}",
         key_prefix=settings.bus_prefix,
-    )  # fmt: skip
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -61,8 +63,10 @@ def executor_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         consumer.close()
         warehouse.close()
-    print(f"stopped: {stats.received} signals, decisions {stats.decisions}, "
-          f"dead-lettered {consumer.dead_lettered}")  # fmt: skip
+    print(
+        f"stopped: {stats.received} signals, decisions {stats.decisions}, "
+        f"dead-lettered {consumer.dead_lettered}"
+    )
     return 0
 
 

@@ -48,28 +48,47 @@ class AnalyticsConfig(dg.Config):
 
 def _spec(key: dg.AssetKey, deps: list[object], description: str) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key, deps=deps, group_name="analytics", kinds={"polars", "python"},
-        automation_condition=AFTER_NEW_HEATMAPS, description=description,
-    )  # fmt: skip
+        key,
+        deps=deps,
+        group_name="analytics",
+        kinds={"polars", "python"},
+        automation_condition=AFTER_NEW_HEATMAPS,
+        description=description,
+    )
 
 
 @dg.multi_asset(
     name="analyze_liquidations",
     specs=[
-        _spec(CLUSTERS, [LOADED], "Clusters of the newest snapshot of every symbol x model x "
-              "range, cumulative and live profiles, with magnet and swept flags."),
+        _spec(
+            CLUSTERS,
+            [LOADED],
+            "Clusters of the newest snapshot of every symbol x model x "
+            "range, cumulative and live profiles, with magnet and swept flags.",
+        ),
         _spec(ZONES, [CLUSTERS], "Zones where models and ranges agree, with a consensus score."),
-        _spec(SIGNALS, [ZONES], "Trade plans sized within every risk cap; deterministic ids, "
-              "versioned schema, published to the Redis signal stream."),
+        _spec(
+            SIGNALS,
+            [ZONES],
+            "Trade plans sized within every risk cap; deterministic ids, "
+            "versioned schema, published to the Redis signal stream.",
+        ),
     ],
     check_specs=[
-        dg.AssetCheckSpec(CHECK_CLUSTERS, asset=CLUSTERS, blocking=True,
-                          description="Cluster prices inside the heatmap's levels, shares in "
-                          "[0, 1], no NaN."),
-        dg.AssetCheckSpec(CHECK_SIGNALS, asset=SIGNALS, blocking=True,
-                          description="Every signal within every risk cap."),
+        dg.AssetCheckSpec(
+            CHECK_CLUSTERS,
+            asset=CLUSTERS,
+            blocking=True,
+            description="Cluster prices inside the heatmap's levels, shares in [0, 1], no NaN.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_SIGNALS,
+            asset=SIGNALS,
+            blocking=True,
+            description="Every signal within every risk cap.",
+        ),
     ],
-)  # fmt: skip
+)
 def analyze_liquidations(
     context: dg.AssetExecutionContext,
     config: AnalyticsConfig,
@@ -81,11 +100,15 @@ def analyze_liquidations(
     publisher = signal_bus.publisher()
     try:
         report = refresh_signals(
-            warehouse.get(), now=utc_now(), limits=risk.limits(), publisher=publisher,
-            cluster_params=ClusterParams(config.min_prominence, config.merge_atr,
-                                         config.magnet_max_distance_pct),
+            warehouse.get(),
+            now=utc_now(),
+            limits=risk.limits(),
+            publisher=publisher,
+            cluster_params=ClusterParams(
+                config.min_prominence, config.merge_atr, config.magnet_max_distance_pct
+            ),
             signal_params=SignalParams(config.min_consensus, config.risk_range, config.win_rate),
-        )  # fmt: skip
+        )
     finally:
         if publisher is not None:
             publisher.close()
@@ -181,9 +204,10 @@ def _previews(report: SignalsReport, config: AnalyticsConfig) -> str:
             continue
         snap_cells = report.cells.filter(pl.col("snapshot_id") == view.snapshot_id)
         snap_candles = report.candles.filter(
-            (pl.col("symbol") == symbol) & (pl.col("range") == view.range)
+            (pl.col("symbol") == symbol)
+            & (pl.col("range") == view.range)
             & pl.col("ts").is_between(view.first_candle_ts, view.last_candle_ts)
-        )  # fmt: skip
+        )
         lines = [
             (z["peak_price"], (230, 60, 60) if z["liquidated_side"] == "short" else (60, 220, 90))
             for z in result.zones.filter(

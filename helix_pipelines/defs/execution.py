@@ -28,9 +28,11 @@ def execute_trade_signals(
 ) -> dg.Output[None]:
     opened = warehouse.get()
     report = run_pending(
-        executor.build(opened, risk.limits()), opened, max_age=timedelta(days=1),
+        executor.build(opened, risk.limits()),
+        opened,
+        max_age=timedelta(days=1),
         default_leverage=executor.default_leverage,
-    )  # fmt: skip
+    )
     return dg.Output(
         None,
         metadata={

@@ -51,40 +51,73 @@ class HeatmapIngestConfig(dg.Config):
 
 def _spec(key: dg.AssetKey, dep: object, kinds: set[str], description: str) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key, deps=[dep], group_name="heatmaps", kinds=kinds, description=description,
+        key,
+        deps=[dep],
+        group_name="heatmaps",
+        kinds=kinds,
+        description=description,
         partitions_def=heatmap_partitions,
-    )  # fmt: skip
+    )
 
 
 @dg.multi_asset(
     name="ingest_heatmaps",
     specs=[
-        _spec(PAYLOADS, symbol_universe, {"python"},
-              "Raw CoinGlass heatmap responses for every universe member (sandbox or replay "
-              "when no API key is set). Not stored as such: quarantined ones are kept as files."),
-        _spec(NORMALIZED, PAYLOADS, {"polars"},
-              "Validated cells, candles and ledger rows (v4 and v3 key sets); bad payloads "
-              "quarantined with a reason."),
-        _spec(ARCHIVE, NORMALIZED, {"parquet"},
-              "Model 3 snapshots as zstd Parquet, hive-partitioned by range and date."),
-        _spec(LOADED, NORMALIZED, {"postgres", "duckdb"},
-              "heatmap_snapshots ledger, liquidation_data_raw cells and heatmap_candles in the "
-              "warehouse. Grain: one ledger row per (symbol, payload); idempotent."),
+        _spec(
+            PAYLOADS,
+            symbol_universe,
+            {"python"},
+            "Raw CoinGlass heatmap responses for every universe member (sandbox or replay "
+            "when no API key is set). Not stored as such: quarantined ones are kept as files.",
+        ),
+        _spec(
+            NORMALIZED,
+            PAYLOADS,
+            {"polars"},
+            "Validated cells, candles and ledger rows (v4 and v3 key sets); bad payloads "
+            "quarantined with a reason.",
+        ),
+        _spec(
+            ARCHIVE,
+            NORMALIZED,
+            {"parquet"},
+            "Model 3 snapshots as zstd Parquet, hive-partitioned by range and date.",
+        ),
+        _spec(
+            LOADED,
+            NORMALIZED,
+            {"postgres", "duckdb"},
+            "heatmap_snapshots ledger, liquidation_data_raw cells and heatmap_candles in the "
+            "warehouse. Grain: one ledger row per (symbol, payload); idempotent.",
+        ),
     ],
     check_specs=[
-        dg.AssetCheckSpec(CHECK_NON_EMPTY, asset=LOADED, blocking=True,
-                          description="At least one usable snapshot with cells."),
-        dg.AssetCheckSpec(CHECK_COVERAGE, asset=LOADED, blocking=True,
-                          description="Usable snapshots cover at least min_coverage of the universe."),
-        dg.AssetCheckSpec(CHECK_SCHEMA_AND_BOUNDS, asset=LOADED, blocking=True,
-                          description="Stored cells match their ledger rows, prices > 0, "
-                          "USD >= 0 and finite, every cell's candle stored."),
-        dg.AssetCheckSpec(CHECK_QUARANTINE, asset=LOADED,
-                          description="Warns when payloads were quarantined."),
+        dg.AssetCheckSpec(
+            CHECK_NON_EMPTY,
+            asset=LOADED,
+            blocking=True,
+            description="At least one usable snapshot with cells.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_COVERAGE,
+            asset=LOADED,
+            blocking=True,
+            description="Usable snapshots cover at least min_coverage of the universe.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_SCHEMA_AND_BOUNDS,
+            asset=LOADED,
+            blocking=True,
+            description="Stored cells match their ledger rows, prices > 0, "
+            "USD >= 0 and finite, every cell's candle stored.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_QUARANTINE, asset=LOADED, description="Warns when payloads were quarantined."
+        ),
     ],
     partitions_def=heatmap_partitions,
     pool="coinglass",
-)  # fmt: skip
+)
 def ingest_heatmaps_step(
     context: dg.AssetExecutionContext,
     config: HeatmapIngestConfig,
@@ -110,9 +143,16 @@ def ingest_heatmaps_step(
         skip_unavailable_for=timedelta(hours=config.skip_unavailable_hours) or None,
     )
     report = run_ingest(
-        coinglass.settings(), store, archive.archive(), archive.quarantine(), members,
-        model, range_, options, logger=context.log,  # type: ignore[arg-type]
-    )  # fmt: skip
+        coinglass.settings(),
+        store,
+        archive.archive(),
+        archive.quarantine(),
+        members,
+        model,
+        range_,
+        options,
+        logger=context.log,  # type: ignore[arg-type]
+    )
     quality = store.quality(report.loaded_snapshot_ids)
     yield dg.MaterializeResult(asset_key=PAYLOADS, metadata=_payload_metadata(report))
     yield dg.MaterializeResult(asset_key=NORMALIZED, metadata=_normalized_metadata(report))

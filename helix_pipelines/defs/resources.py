@@ -68,9 +68,11 @@ class WarehouseResource(dg.ConfigurableResource):
                 self.cells_retention_days, self.candles_retention_days, self.compress_after_days
             )
             self._warehouse = open_warehouse(
-                pg_dsn=self.pg_dsn, duckdb_path=Path(self.duckdb_path),
-                max_connections=self.max_connections, policies=policies,
-            )  # fmt: skip
+                pg_dsn=self.pg_dsn,
+                duckdb_path=Path(self.duckdb_path),
+                max_connections=self.max_connections,
+                policies=policies,
+            )
         return self._warehouse
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -130,8 +132,14 @@ class ExecutorResource(resource_of(GuardLimits, exclude=frozenset({"max_open_pos
 
     def config(self, risk: RiskLimits) -> Settings:
         guard = self.domain(max_open_positions=risk.max_open_positions)
-        executor = ExecutorConfig(self.mode, self.live_confirm, self.api_key, self.api_secret,
-                                  guard, self.default_leverage)  # fmt: skip
+        executor = ExecutorConfig(
+            self.mode,
+            self.live_confirm,
+            self.api_key,
+            self.api_secret,
+            guard,
+            self.default_leverage,
+        )
         return Settings(risk=risk, executor=executor)
 
     def build(self, warehouse: Warehouse, risk: RiskLimits) -> Executor:

@@ -51,9 +51,12 @@ POSITION_MODE_NOT_MODIFIED = 110025
 ONE_WAY_MODE = 0
 VENUE_SIDE = {"long": "Buy", "short": "Sell"}  # the venue's words stay in this adapter
 _STATUS = {
-    "Filled": "filled", "New": "accepted", "PartiallyFilled": "accepted",
-    "Untriggered": "accepted", "Rejected": "rejected",
-}  # fmt: skip
+    "Filled": "filled",
+    "New": "accepted",
+    "PartiallyFilled": "accepted",
+    "Untriggered": "accepted",
+    "Rejected": "rejected",
+}
 _ENDED = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
 
 
@@ -138,13 +141,16 @@ class BybitBroker:
             row = listing[venue.symbol]
             lot, price = row["lotSizeFilter"], row["priceFilter"]
             self._instruments[coin] = Instrument(
-                symbol=venue.symbol, qty_step=Decimal(lot["qtyStep"]),
-                min_qty=Decimal(lot["minOrderQty"]), max_qty=Decimal(lot["maxOrderQty"]),
+                symbol=venue.symbol,
+                qty_step=Decimal(lot["qtyStep"]),
+                min_qty=Decimal(lot["minOrderQty"]),
+                max_qty=Decimal(lot["maxOrderQty"]),
                 tick_size=Decimal(price["tickSize"]),
                 min_notional=Decimal(lot.get("minNotionalValue") or "0"),
                 max_market_qty=Decimal(lot.get("maxMktOrderQty") or lot["maxOrderQty"]),
-                coin=coin, multiplier=venue.multiplier,
-            )  # fmt: skip
+                coin=coin,
+                multiplier=venue.multiplier,
+            )
         return self._instruments[coin]
 
     def _listing_rows(self) -> dict[str, dict[str, Any]]:
@@ -167,8 +173,11 @@ class BybitBroker:
             hedge = any(int(r.get("positionIdx", 0)) in (1, 2) for r in rows)
             self._modes[symbol] = 3 if hedge else ONE_WAY_MODE
             if hedge:
-                log.warning("%s is in hedge mode at Bybit (it kept a position or order when "
-                            "USDT switched to one-way); orders use its positionIdx", symbol)  # fmt: skip
+                log.warning(
+                    "%s is in hedge mode at Bybit (it kept a position or order when "
+                    "USDT switched to one-way); orders use its positionIdx",
+                    symbol,
+                )
         if self._modes[symbol] == ONE_WAY_MODE:
             return 0
         return 1 if side == "Buy" else 2
@@ -177,8 +186,13 @@ class BybitBroker:
         if self._leverage.get(symbol) == leverage:
             return
         try:
-            self._venue.call("set_leverage", category="linear", symbol=symbol,
-                       buyLeverage=str(leverage), sellLeverage=str(leverage))  # fmt: skip
+            self._venue.call(
+                "set_leverage",
+                category="linear",
+                symbol=symbol,
+                buyLeverage=str(leverage),
+                sellLeverage=str(leverage),
+            )
         except InvalidRequestError as exc:
             if exc.status_code != LEVERAGE_NOT_MODIFIED:
                 raise OrderRejected(
@@ -215,11 +229,18 @@ class BybitBroker:
         order_id = None
         try:
             created = self._venue.call(
-                "place_order", category="linear", symbol=order.symbol, side=VENUE_SIDE[order.side],
-                orderType="Market", qty=plain(order.qty), orderLinkId=order.order_link_id,
-                takeProfit=plain(order.take_profit), stopLoss=plain(order.stop_loss),
-                tpslMode="Full", positionIdx=idx,
-            )  # fmt: skip
+                "place_order",
+                category="linear",
+                symbol=order.symbol,
+                side=VENUE_SIDE[order.side],
+                orderType="Market",
+                qty=plain(order.qty),
+                orderLinkId=order.order_link_id,
+                takeProfit=plain(order.take_profit),
+                stopLoss=plain(order.stop_loss),
+                tpslMode="Full",
+                positionIdx=idx,
+            )
             order_id = created.get("orderId") or None
             why = "accepted"
         except InvalidRequestError as exc:

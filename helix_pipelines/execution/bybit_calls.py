@@ -41,9 +41,16 @@ def open_session(mode: str, api_key: str, api_secret: str, *, timeout: int = 10)
     and pybit replaces an empty set with its defaults, hence the explicit set.
     """
     return HTTP(
-        testnet=mode == "testnet", demo=mode == "demo", api_key=api_key, api_secret=api_secret,
-        timeout=timeout, force_retry=False, max_retries=2, retry_delay=1, retry_codes={10002},
-    )  # fmt: skip
+        testnet=mode == "testnet",
+        demo=mode == "demo",
+        api_key=api_key,
+        api_secret=api_secret,
+        timeout=timeout,
+        force_retry=False,
+        max_retries=2,
+        retry_delay=1,
+        retry_codes={10002},
+    )
 
 
 class BybitCalls:
@@ -121,9 +128,12 @@ class BybitCalls:
 
     def scrubbed(self, exc: InvalidRequestError) -> InvalidRequestError:
         return InvalidRequestError(
-            request=self.scrub(str(exc.request)), message=self.scrub(str(exc.message)),
-            status_code=exc.status_code, time=exc.time, resp_headers=exc.resp_headers,
-        )  # fmt: skip
+            request=self.scrub(str(exc.request)),
+            message=self.scrub(str(exc.message)),
+            status_code=exc.status_code,
+            time=exc.time,
+            resp_headers=exc.resp_headers,
+        )
 
     def clock_lead_ms(self) -> float:
         """The venue's clock lead in ms (0 until it could be measured)."""

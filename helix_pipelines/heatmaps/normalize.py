@@ -224,11 +224,22 @@ def _ledger(
     parsed: _Parsed | None = None,
 ) -> LedgerRow:
     row = LedgerRow(
-        snapshot_id=snapshot_id, fetched_at=fetched_at, scope=request.scope,
-        exchange=request.exchange, symbol=request.symbol, model=request.model,
-        range=request.range, schema_variant=None, n_levels=None, n_candles=None, n_cells=None,
-        payload_sha256=sha, source_update_time=None, status=status, reason=reason,
-    )  # fmt: skip
+        snapshot_id=snapshot_id,
+        fetched_at=fetched_at,
+        scope=request.scope,
+        exchange=request.exchange,
+        symbol=request.symbol,
+        model=request.model,
+        range=request.range,
+        schema_variant=None,
+        n_levels=None,
+        n_candles=None,
+        n_cells=None,
+        payload_sha256=sha,
+        source_update_time=None,
+        status=status,
+        reason=reason,
+    )
     if parsed is None:
         return row
     return replace(

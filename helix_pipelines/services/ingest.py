@@ -162,9 +162,15 @@ async def ingest_heatmaps(
         report.archived_files += archived
         logger.info(
             "m%d %s: %d/%d symbols done (%d new, %d unchanged, %d quarantined, %d failed)",
-            model, range_, stored_through, len(requests), report.stored.snapshots_added,
-            report.unchanged, len(report.quarantined), len(report.failed),
-        )  # fmt: skip
+            model,
+            range_,
+            stored_through,
+            len(requests),
+            report.stored.snapshots_added,
+            report.unchanged,
+            len(report.quarantined),
+            len(report.failed),
+        )
 
     tasks = [asyncio.create_task(fetch(r)) for r in requests]
     try:
@@ -218,11 +224,19 @@ def run_ingest(
         source = open_source(source_settings)
         try:
             report = await ingest_heatmaps(
-                source, store, archive, quarantine, members, model, range_,
-                preview_symbol=options.preview_symbol, batch_size=options.batch_size,
+                source,
+                store,
+                archive,
+                quarantine,
+                members,
+                model,
+                range_,
+                preview_symbol=options.preview_symbol,
+                batch_size=options.batch_size,
                 batches_in_flight=options.batches_in_flight,
-                skip_unavailable_for=options.skip_unavailable_for, logger=logger,
-            )  # fmt: skip
+                skip_unavailable_for=options.skip_unavailable_for,
+                logger=logger,
+            )
             report.request_stats = source.stats.as_metadata()
             return report
         finally:
@@ -252,9 +266,12 @@ def _requests_to_send(
     if report.skipped_unavailable:
         logger.info(
             "m%d %s: skipped %d symbols CoinGlass had no data for within %s: %s",
-            report.model, report.range, len(report.skipped_unavailable), skip_for,
+            report.model,
+            report.range,
+            len(report.skipped_unavailable),
+            skip_for,
             ", ".join(report.skipped_unavailable[:20]),
-        )  # fmt: skip
+        )
     return requests
 
 
@@ -267,8 +284,12 @@ def _account(
     """File one fetch outcome: a payload or an unavailable key to store, or a failure."""
     if isinstance(outcome, NormalizedSnapshot):
         report.unavailable.append(outcome.ledger.symbol)
-        logger.info("%s m%d %s: no data at CoinGlass (recorded as unavailable)",
-                    outcome.ledger.symbol, report.model, report.range)  # fmt: skip
+        logger.info(
+            "%s m%d %s: no data at CoinGlass (recorded as unavailable)",
+            outcome.ledger.symbol,
+            report.model,
+            report.range,
+        )
         pending.append(outcome)
     elif isinstance(outcome, _Fetched):
         pending.append(outcome)

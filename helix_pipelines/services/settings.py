@@ -75,10 +75,14 @@ class ExecutorConfig:
     default_leverage: int = 1
 
     def gated(self) -> ExecutorSettings:
-        return resolve_settings({
-            "HELIX_EXECUTOR_MODE": self.mode, "HELIX_EXECUTOR_LIVE_CONFIRM": self.live_confirm,
-            "BYBIT_API_KEY": self.api_key or "", "BYBIT_API_SECRET": self.api_secret or "",
-        })  # fmt: skip
+        return resolve_settings(
+            {
+                "HELIX_EXECUTOR_MODE": self.mode,
+                "HELIX_EXECUTOR_LIVE_CONFIRM": self.live_confirm,
+                "BYBIT_API_KEY": self.api_key or "",
+                "BYBIT_API_SECRET": self.api_secret or "",
+            }
+        )
 
     def __repr__(self) -> str:  # never show the credentials
         return f"ExecutorConfig(mode={self.mode!r}, api_key={'set' if self.api_key else 'unset'})"
@@ -130,14 +134,24 @@ class Settings:
     def with_data_dir(self, data_dir: Path) -> Settings:
         """The same settings with the embedded warehouse, archive and quarantine under `data_dir`
         (a DSN, if any, still wins for the warehouse)."""
-        return replace(self, storage=replace(self.storage, data_dir=data_dir, duckdb_path=None,
-                                             archive_root=None, quarantine_root=None))  # fmt: skip
+        return replace(
+            self,
+            storage=replace(
+                self.storage,
+                data_dir=data_dir,
+                duckdb_path=None,
+                archive_root=None,
+                quarantine_root=None,
+            ),
+        )
 
 
 def open_configured(settings: Settings) -> Warehouse:
     """The warehouse the settings name, migrated (PostgreSQL with a DSN, else DuckDB)."""
     storage = settings.storage
     return open_warehouse(
-        pg_dsn=storage.pg_dsn, duckdb_path=storage.warehouse_path,
-        max_connections=storage.max_connections, policies=storage.policies,
-    )  # fmt: skip
+        pg_dsn=storage.pg_dsn,
+        duckdb_path=storage.warehouse_path,
+        max_connections=storage.max_connections,
+        policies=storage.policies,
+    )

@@ -65,9 +65,14 @@ def refresh_signals(
     cells = warehouse.heatmaps.snapshot_cells(latest["snapshot_id"].to_list())
     candles = warehouse.heatmaps.candles_since(latest["fetched_at"].min() - CANDLE_LOOKBACK)
     result = analyze(
-        latest, cells, candles, now=now, limits=limits,
-        cluster_params=cluster_params, signal_params=signal_params,
-    )  # fmt: skip
+        latest,
+        cells,
+        candles,
+        now=now,
+        limits=limits,
+        cluster_params=cluster_params,
+        signal_params=signal_params,
+    )
     warehouse.analytics.save_clusters_and_zones(result.clusters, result.zones)
     risk = signal_violations(result, limits)
     tradable = [] if risk else result.signals
@@ -89,7 +94,10 @@ def refresh_signals(
         report.published = 0
     log.info(
         "%d snapshots -> %d clusters, %d zones, %d signals (%d new)",
-        result.snapshots_analyzed, result.clusters.height, result.zones.height,
-        len(tradable), len(new),
-    )  # fmt: skip
+        result.snapshots_analyzed,
+        result.clusters.height,
+        result.zones.height,
+        len(tradable),
+        len(new),
+    )
     return report

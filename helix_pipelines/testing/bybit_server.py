@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from helix_pipelines.testing.bybit_venue import BybitError, FakeVenue
+from helix_pipelines.testing.bybit_records import BybitError
+from helix_pipelines.testing.bybit_venue import FakeVenue
 from helix_pipelines.testing.loopback import LoopbackFake, LoopbackHandler
 
 DEFAULT_API_KEY = "helixFakeBybitKey01"
@@ -155,9 +156,12 @@ class FakeBybitServer(LoopbackFake):
         self.clock_offset_ms = clock_offset_ms
         """How far the venue's clock runs ahead of this machine's (negative: behind)."""
         self.venue = FakeVenue(
-            self._server_ms, instruments=instruments, prices=prices, equity=equity,
+            self._server_ms,
+            instruments=instruments,
+            prices=prices,
+            equity=equity,
             visibility_delay=visibility_delay,
-        )  # fmt: skip
+        )
         self._faults: dict[str | None, deque[str]] = {}
         self._records: list[RecordedRequest] = []
         self._lock = self.venue.lock
@@ -240,8 +244,11 @@ class FakeBybitServer(LoopbackFake):
             return _Reply(status=int(name[4:]), body=b"<html>upstream error</html>"), None
         if name == "ratelimit":
             reset = self._server_ms() + self.ratelimit_reset_ms
-            limit_headers = {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "0",
-                             "X-Bapi-Limit-Reset-Timestamp": str(reset)}  # fmt: skip
+            limit_headers = {
+                "X-Bapi-Limit": "10",
+                "X-Bapi-Limit-Status": "0",
+                "X-Bapi-Limit-Reset-Timestamp": str(reset),
+            }
             return self._json(10006, "Too many visits!", {}, limit_headers), 10006
         if name == "retcode":
             return self._json(int(arg), "scripted error", {}), int(arg)
@@ -269,8 +276,13 @@ class FakeBybitServer(LoopbackFake):
     def _json(
         self, ret_code: int, ret_msg: str, result: Any, headers: dict[str, str] | None = None
     ) -> _Reply:
-        envelope = {"retCode": ret_code, "retMsg": ret_msg, "result": result,
-                    "retExtInfo": {}, "time": self._server_ms()}  # fmt: skip
+        envelope = {
+            "retCode": ret_code,
+            "retMsg": ret_msg,
+            "result": result,
+            "retExtInfo": {},
+            "time": self._server_ms(),
+        }
         return _Reply(body=json.dumps(envelope).encode(), headers=headers or {})
 
     def _authenticate(

@@ -9,76 +9,23 @@ import copy
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from helix_pipelines.testing.bybit_instruments import DEFAULT_INSTRUMENTS, DEFAULT_PRICES
+from helix_pipelines.testing.bybit_records import (
+    OPEN_STATUSES,
+    BybitError,
+    Order,
+    Position,
+    decimal_param,
+    multiple,
+    plain,
+    render_order,
+    render_position,
+)
 
 ONE_WAY, HEDGE = 0, 3
-OPEN_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered"})
-
-
-class BybitError(Exception):
-    def __init__(self, ret_code: int, ret_msg: str) -> None:
-        super().__init__(ret_msg)
-        self.ret_code, self.ret_msg = ret_code, ret_msg
-
-
-@dataclass
-class _Order:
-    order_id: str
-    link_id: str
-    symbol: str
-    side: str
-    order_type: str
-    qty: Decimal
-    price: Decimal | None
-    position_idx: int
-    take_profit: Decimal | None
-    stop_loss: Decimal | None
-    created_ms: int
-    status: str = "New"
-    cum_qty: Decimal = Decimal(0)
-    cum_value: Decimal = Decimal(0)
-    updated_ms: int = 0
-
-
-@dataclass
-class _Position:
-    side: str = ""
-    size: Decimal = Decimal(0)
-    avg_price: Decimal = Decimal(0)
-    take_profit: Decimal | None = None
-    stop_loss: Decimal | None = None
-
-
-def plain(value: Decimal | None) -> str:
-    """As Bybit writes numbers: plain digits, the precision they were given in."""
-    return "" if value is None else format(value, "f")
-
-
-def decimal_param(
-    params: Mapping[str, Any], name: str, *, required: bool = False
-) -> Decimal | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        if required:
-            raise BybitError(10001, f"params error: {name} is required")
-        return None
-    if not isinstance(raw, str) or "e" in raw.lower():
-        raise BybitError(10001, f"params error: {name} {raw!r} must be a plain decimal string")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise BybitError(10001, f"params error: {name} {raw!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise BybitError(10001, f"params error: {name} {raw!r} is out of range")
-    return value
-
-
-def _multiple(value: Decimal, step: Decimal) -> bool:
-    return value % step == 0
 
 
 class FakeVenue:
@@ -106,9 +53,9 @@ class FakeVenue:
         """symbol -> the most a market order fills; the rest is cancelled."""
         self._modes = dict.fromkeys(self.instruments, ONE_WAY)
         self._leverage = {s: (Decimal(1), Decimal(1)) for s in self.instruments}
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, Order] = {}
         self._by_link: dict[str, str] = {}
-        self._positions: dict[tuple[str, int], _Position] = {}
+        self._positions: dict[tuple[str, int], Position] = {}
         self.lock = threading.RLock()
 
     # -- what tests script and read --------------------------------------------------------------
@@ -137,17 +84,19 @@ class FakeVenue:
     def open_position(self, symbol: str, side: str, size: str, price: str, idx: int = 0) -> None:
         """A position opened elsewhere (by hand on the venue, or by an earlier run)."""
         with self.lock:
-            self._positions[symbol, idx] = _Position(side, Decimal(size), Decimal(price))
+            self._positions[symbol, idx] = Position(side, Decimal(size), Decimal(price))
 
     def position(self, symbol: str, idx: int = 0) -> dict[str, Any]:
         with self.lock:
-            return self._render_position(symbol, idx)
+            return render_position(
+                symbol, idx, self._positions.get((symbol, idx), Position()), self.leverage(symbol)
+            )
 
     @property
     def orders(self) -> dict[str, dict[str, Any]]:
         """Every order by orderLinkId, visible or not yet."""
         with self.lock:
-            return {o.link_id: self._render_order(o) for o in self._orders.values()}
+            return {o.link_id: render_order(o) for o in self._orders.values()}
 
     def order_count(self, symbol: str | None = None) -> int:
         with self.lock:
@@ -173,8 +122,10 @@ class FakeVenue:
     def tickers(self, params: dict[str, Any]) -> dict[str, Any]:
         symbol = self._known(params.get("symbol"))
         last = self._last[symbol]
-        return {"category": "linear", "list": [{"symbol": symbol, "lastPrice": plain(last),
-                                                  "markPrice": plain(last)}]}  # fmt: skip
+        return {
+            "category": "linear",
+            "list": [{"symbol": symbol, "lastPrice": plain(last), "markPrice": plain(last)}],
+        }
 
     def _known(self, symbol: Any) -> str:
         if not isinstance(symbol, str) or symbol not in self.instruments:
@@ -194,7 +145,7 @@ class FakeVenue:
         qty = decimal_param(params, "qty", required=True)
         assert qty is not None
         ceiling = Decimal(lot["maxMktOrderQty" if order_type == "Market" else "maxOrderQty"])
-        if not _multiple(qty, Decimal(lot["qtyStep"])) or qty < Decimal(lot["minOrderQty"]):
+        if not multiple(qty, Decimal(lot["qtyStep"])) or qty < Decimal(lot["minOrderQty"]):
             raise BybitError(10001, f"Qty invalid: {params['qty']} (qtyStep {lot['qtyStep']})")
         if qty > ceiling:
             raise BybitError(
@@ -215,14 +166,26 @@ class FakeVenue:
             decimal_param(params, "stopLoss"),
         )
         for name, level in (("takeProfit", take_profit), ("stopLoss", stop_loss), ("price", price)):
-            if level is not None and not _multiple(level, ticks):
+            if level is not None and not multiple(level, ticks):
                 raise BybitError(10001, f"params error: {name} must be a multiple of {ticks}")
         above, below = (take_profit, stop_loss) if side == "Buy" else (stop_loss, take_profit)
         if (above is not None and above <= reference) or (below is not None and below >= reference):
             raise BybitError(10001, "TakeProfit / StopLoss is on the wrong side of the price")
         now = self._now_ms()
-        order = _Order(str(uuid.uuid4()), link, symbol, side, order_type, qty, price, idx,
-                       take_profit, stop_loss, now, updated_ms=now)  # fmt: skip
+        order = Order(
+            str(uuid.uuid4()),
+            link,
+            symbol,
+            side,
+            order_type,
+            qty,
+            price,
+            idx,
+            take_profit,
+            stop_loss,
+            now,
+            updated_ms=now,
+        )
         self._orders[order.order_id] = order
         if link:
             self._by_link[link] = order.order_id
@@ -230,7 +193,7 @@ class FakeVenue:
             self._fill_market(order)
         return {"orderId": order.order_id, "orderLinkId": link}
 
-    def _fill_market(self, order: _Order) -> None:
+    def _fill_market(self, order: Order) -> None:
         price = self._last[order.symbol]
         filled = min(order.qty, self.liquidity.get(order.symbol, order.qty))
         order.cum_qty, order.cum_value = filled, filled * price
@@ -241,8 +204,8 @@ class FakeVenue:
         if filled:
             self._apply_fill(order, filled, price)
 
-    def _apply_fill(self, order: _Order, qty: Decimal, price: Decimal) -> None:
-        p = self._positions.setdefault((order.symbol, order.position_idx), _Position())
+    def _apply_fill(self, order: Order, qty: Decimal, price: Decimal) -> None:
+        p = self._positions.setdefault((order.symbol, order.position_idx), Position())
         if p.size == 0 or p.side == order.side:
             p.avg_price = (p.avg_price * p.size + price * qty) / (p.size + qty)
             p.size, p.side = p.size + qty, order.side
@@ -253,7 +216,7 @@ class FakeVenue:
         if order.take_profit is not None or order.stop_loss is not None:
             p.take_profit, p.stop_loss = order.take_profit, order.stop_loss
 
-    def _visible(self, order: _Order) -> bool:
+    def _visible(self, order: Order) -> bool:
         return self._now_ms() >= order.created_ms + self.visibility_delay * 1000
 
     def order_list(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -261,7 +224,7 @@ class FakeVenue:
             raise BybitError(10001, "params error: symbol or settleCoin is required")
         wanted_id, wanted_link = params.get("orderId"), params.get("orderLinkId")
         rows = [
-            self._render_order(o)
+            render_order(o)
             for o in sorted(self._orders.values(), key=lambda o: -o.created_ms)
             if self._visible(o)
             and params.get("symbol") in (None, o.symbol)
@@ -280,7 +243,10 @@ class FakeVenue:
             keys = [k for k, p in sorted(self._positions.items()) if p.size > 0]
         else:
             raise BybitError(10001, "params error: symbol or settleCoin is required")
-        rows = [self._render_position(s, i) for s, i in keys]
+        rows = [
+            render_position(s, i, self._positions.get((s, i), Position()), self.leverage(s))
+            for s, i in keys
+        ]
         return {"category": "linear", **self._page(rows, params, 20, 200)}
 
     def set_leverage(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -341,28 +307,3 @@ class FakeVenue:
         return {
             "list": [{"accountType": "UNIFIED", "totalEquity": plain(self.equity + unrealised)}]
         }
-
-    # -- rendering -------------------------------------------------------------------------------
-
-    def _render_order(self, o: _Order) -> dict[str, Any]:
-        avg = o.cum_value / o.cum_qty if o.cum_qty else None
-        return {
-            "orderId": o.order_id, "orderLinkId": o.link_id, "symbol": o.symbol, "side": o.side,
-            "orderType": o.order_type, "price": plain(o.price) or "0", "qty": plain(o.qty),
-            "orderStatus": o.status, "cumExecQty": plain(o.cum_qty) or "0",
-            "cumExecValue": plain(o.cum_value) or "0", "avgPrice": plain(avg),
-            "leavesQty": plain(o.qty - o.cum_qty) if o.status in OPEN_STATUSES else "0",
-            "positionIdx": o.position_idx, "takeProfit": plain(o.take_profit),
-            "stopLoss": plain(o.stop_loss), "createdTime": str(o.created_ms),
-            "updatedTime": str(o.updated_ms),
-        }  # fmt: skip
-
-    def _render_position(self, symbol: str, idx: int) -> dict[str, Any]:
-        p = self._positions.get((symbol, idx), _Position())
-        buy, sell = self.leverage(symbol)
-        return {
-            "symbol": symbol, "positionIdx": idx, "side": p.side if p.size else "",
-            "size": plain(p.size) or "0", "avgPrice": plain(p.avg_price) or "0",
-            "leverage": plain(sell if idx == 2 else buy),
-            "takeProfit": plain(p.take_profit), "stopLoss": plain(p.stop_loss),
-        }  # fmt: skip

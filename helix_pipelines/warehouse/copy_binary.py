@@ -15,8 +15,14 @@ import polars as pl
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 UTC, PostgreSQL's timestamp origin
-_WIDTH = {pl.Int16: ">i2", pl.Int32: ">i4", pl.Int64: ">i8", pl.Float64: ">f8",
-          pl.Datetime: ">i8", pl.Boolean: ">i1"}  # fmt: skip
+_WIDTH = {
+    pl.Int16: ">i2",
+    pl.Int32: ">i4",
+    pl.Int64: ">i8",
+    pl.Float64: ">f8",
+    pl.Datetime: ">i8",
+    pl.Boolean: ">i1",
+}
 
 
 class NotFixedWidth(ValueError):  # noqa: N818 - a property of the frame

@@ -94,15 +94,25 @@ ORDER BY array_position(?, "range"), ts DESC LIMIT 1
 """
 
 LATEST_SNAPSHOTS_SCHEMA: dict[str, pl.DataType] = {
-    "snapshot_id": pl.String(), "fetched_at": UTC_TIME, "scope": pl.String(),
-    "exchange": pl.String(), "symbol": pl.String(), "model": pl.Int16(), "range": pl.String(),
-    "x_axis": pl.String(), "first_candle_ts": UTC_TIME, "last_candle_ts": UTC_TIME,
+    "snapshot_id": pl.String(),
+    "fetched_at": UTC_TIME,
+    "scope": pl.String(),
+    "exchange": pl.String(),
+    "symbol": pl.String(),
+    "model": pl.Int16(),
+    "range": pl.String(),
+    "x_axis": pl.String(),
+    "first_candle_ts": UTC_TIME,
+    "last_candle_ts": UTC_TIME,
     "recency": pl.Int64(),
-}  # fmt: skip
+}
 SNAPSHOT_CELLS_SCHEMA: dict[str, pl.DataType] = {
-    "snapshot_id": pl.String(), "x_index": pl.Int32(), "candle_ts": UTC_TIME,
-    "price": pl.Float64(), "liq_usd": pl.Float64(),
-}  # fmt: skip
+    "snapshot_id": pl.String(),
+    "x_index": pl.Int32(),
+    "candle_ts": UTC_TIME,
+    "price": pl.Float64(),
+    "liq_usd": pl.Float64(),
+}
 
 
 @dataclass(frozen=True, slots=True)
