@@ -8,7 +8,7 @@ plus the typical wick overshoot; a short mirrors it; the better reward-to-risk o
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import numpy as np
@@ -102,24 +102,15 @@ def to_signal(
     trade: PlannedTrade, snapshot_ids: list[str], *, created_at: datetime, as_of: datetime
 ) -> TradeSignal:
     plan = trade.plan
+    # The plan's fields are the signal's trade fields, name for name (one concept, one name):
+    # a field added to one and not the other fails here, not downstream.
     return TradeSignal(
         signal_id=signal_id_for(plan.symbol, plan.side, snapshot_ids),
         schema_version=SIGNAL_SCHEMA_VERSION,
         strategy_version=STRATEGY_VERSION,
         created_at=created_at,
         as_of=as_of,
-        symbol=plan.symbol,
-        side=plan.side,
-        entry=plan.entry,
-        stop_loss=plan.stop_loss,
-        take_profit=plan.take_profit,
-        reward_to_risk=plan.reward_to_risk,
-        qty=plan.qty,
-        notional_usd=plan.notional_usd,
-        leverage=plan.leverage,
-        risk_usd=plan.risk_usd,
-        risk_fraction=plan.risk_fraction,
-        liquidation_price=plan.liquidation_price,
+        **asdict(plan),
         consensus_score=min(trade.target.consensus_score, trade.stop.consensus_score),
         target_zone_id=trade.target.zone_id,
         stop_zone_id=trade.stop.zone_id,

@@ -19,8 +19,8 @@ import polars as pl
 
 from helix_pipelines.contracts.heatmaps import (
     CANDLES_SCHEMA,
+    CELLS_SCHEMA,
     LEDGER_SCHEMA,
-    UTC_TIME,
     NormalizedSnapshot,
     UniverseMember,
 )
@@ -93,25 +93,15 @@ SELECT close FROM heatmap_candles WHERE symbol = ? AND ts >= ?
 ORDER BY array_position(?, "range"), ts DESC LIMIT 1
 """
 
+_LATEST = (
+    "snapshot_id fetched_at scope exchange symbol model range x_axis first_candle_ts last_candle_ts"
+)
 LATEST_SNAPSHOTS_SCHEMA: dict[str, pl.DataType] = {
-    "snapshot_id": pl.String(),
-    "fetched_at": UTC_TIME,
-    "scope": pl.String(),
-    "exchange": pl.String(),
-    "symbol": pl.String(),
-    "model": pl.Int16(),
-    "range": pl.String(),
-    "x_axis": pl.String(),
-    "first_candle_ts": UTC_TIME,
-    "last_candle_ts": UTC_TIME,
+    **{c: LEDGER_SCHEMA[c] for c in _LATEST.split()},
     "recency": pl.Int64(),
 }
 SNAPSHOT_CELLS_SCHEMA: dict[str, pl.DataType] = {
-    "snapshot_id": pl.String(),
-    "x_index": pl.Int32(),
-    "candle_ts": UTC_TIME,
-    "price": pl.Float64(),
-    "liq_usd": pl.Float64(),
+    c: CELLS_SCHEMA[c] for c in ("snapshot_id", "x_index", "candle_ts", "price", "liq_usd")
 }
 
 
