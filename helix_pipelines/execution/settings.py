@@ -8,11 +8,11 @@ refuses to start with a message saying exactly what is missing. Keys come from t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
-ExecutorMode = Literal["paper", "testnet", "demo", "live"]
+from helix_pipelines.contracts.vocabulary import ExecutorMode
+
 LIVE_CONFIRMATION = "I-UNDERSTAND-THIS-TRADES-REAL-MONEY"
 
 
@@ -30,19 +30,22 @@ class ExecutorSettings:
         return f"ExecutorSettings(mode={self.mode!r}, api_key={'set' if self.api_key else 'unset'})"
 
 
-def resolve_settings(environ: Mapping[str, str]) -> ExecutorSettings:
-    """Settings from environment-style values, refusing anything unsafe."""
-    mode = (environ.get("HELIX_EXECUTOR_MODE") or "paper").strip().lower()
+def gate(
+    mode: str, live_confirm: str, api_key: str | None, api_secret: str | None
+) -> ExecutorSettings:
+    """The executor's settings, refusing anything unsafe. The messages name the environment
+    variables, because those are what an operator sets."""
+    mode = (mode or "paper").strip().lower()
     if mode not in get_args(ExecutorMode):
         raise RefuseToStart(
             f"HELIX_EXECUTOR_MODE must be one of {', '.join(get_args(ExecutorMode))}, got {mode!r}"
         )
-    if mode == "live" and environ.get("HELIX_EXECUTOR_LIVE_CONFIRM", "") != LIVE_CONFIRMATION:
+    if mode == "live" and live_confirm != LIVE_CONFIRMATION:
         raise RefuseToStart(
             "live trading refused: HELIX_EXECUTOR_MODE=live also needs "
             f"HELIX_EXECUTOR_LIVE_CONFIRM={LIVE_CONFIRMATION} (a deliberate second setting)"
         )
-    key, secret = environ.get("BYBIT_API_KEY") or None, environ.get("BYBIT_API_SECRET") or None
+    key, secret = api_key or None, api_secret or None
     if mode != "paper" and not (key and secret):
         raise RefuseToStart(f"mode {mode} needs BYBIT_API_KEY and BYBIT_API_SECRET")
     return ExecutorSettings(mode, key, secret)  # type: ignore[arg-type]

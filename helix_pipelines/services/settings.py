@@ -28,7 +28,7 @@ from helix_pipelines.analytics.risk import RiskLimits
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
 from helix_pipelines.coinglass.settings import SourceSettings
 from helix_pipelines.execution.guard import GuardLimits
-from helix_pipelines.execution.settings import ExecutorSettings, resolve_settings
+from helix_pipelines.execution.settings import ExecutorSettings, gate
 from helix_pipelines.services.universe import UniverseSelection
 from helix_pipelines.warehouse import Warehouse, open_warehouse
 from helix_pipelines.warehouse.postgres_db import TimescalePolicies
@@ -75,14 +75,7 @@ class ExecutorConfig:
     default_leverage: int = 1
 
     def gated(self) -> ExecutorSettings:
-        return resolve_settings(
-            {
-                "HELIX_EXECUTOR_MODE": self.mode,
-                "HELIX_EXECUTOR_LIVE_CONFIRM": self.live_confirm,
-                "BYBIT_API_KEY": self.api_key or "",
-                "BYBIT_API_SECRET": self.api_secret or "",
-            }
-        )
+        return gate(self.mode, self.live_confirm, self.api_key, self.api_secret)
 
     def __repr__(self) -> str:  # never show the credentials
         return f"ExecutorConfig(mode={self.mode!r}, api_key={'set' if self.api_key else 'unset'})"
