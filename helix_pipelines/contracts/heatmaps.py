@@ -10,6 +10,7 @@ from datetime import datetime
 
 import polars as pl
 
+from helix_pipelines.contracts.columns import UTC_TIME
 from helix_pipelines.contracts.vocabulary import (
     MODELS,
     RANGES,
@@ -47,8 +48,9 @@ class HeatmapRequest:
 
     @property
     def path(self) -> str:
-        kind = "aggregated-heatmap" if self.scope == "coin" else "heatmap"
-        return f"/api/futures/liquidation/{kind}/model{self.model}"
+        """The CoinGlass v4 path: a request names its heatmap the way CoinGlass addresses it, so
+        the client, the replay files and the fake server agree on one naming."""
+        return f"{HEATMAP_PATH_PREFIX[self.scope]}{self.model}"
 
     @property
     def params(self) -> dict[str, str]:
@@ -70,7 +72,11 @@ class HeatmapRequest:
         return f"{kind}_model{self.model}_{self.symbol}_{self.range}.json"
 
 
-UTC_TIME = pl.Datetime("us", "UTC")
+HEATMAP_PATH_PREFIX: dict[str, str] = {
+    "coin": "/api/futures/liquidation/aggregated-heatmap/model",
+    "pair": "/api/futures/liquidation/heatmap/model",
+}
+"""Scope -> the CoinGlass path of its heatmaps, up to the model number."""
 
 CELLS_SCHEMA: dict[str, pl.DataType] = {
     "snapshot_id": pl.String(),

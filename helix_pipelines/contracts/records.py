@@ -1,17 +1,14 @@
 """The executor's rows as typed records: one order it decided on, one paper position, one paper
 fill. The executor and the paper broker build and change them (`dataclasses.replace`), the
-warehouse stores them; their table schemas are derived from the fields, so a column has one
-definition.
+warehouse stores them; their table schemas are derived from the fields (`columns.schema_of`),
+so a column has one definition.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 
-import polars as pl
-
-from helix_pipelines.contracts.heatmaps import UTC_TIME
 from helix_pipelines.contracts.vocabulary import OrderStatus, Side
 
 
@@ -61,8 +58,9 @@ class PaperPosition:
 
 @dataclass(frozen=True, slots=True)
 class PaperFill:
-    """One fill of the paper book. `side` is the position's; `reduces_position` tells an exit
-    (or the closing part of a reversal) from an entry."""
+    """One fill of the paper book. `side` is the side of the position the fill belongs to, and
+    `reduces_position` tells an exit from an entry: an order that reverses a position is two
+    fills, the closing one (the old position's side, reducing) and the opening one."""
 
     fill_id: str
     order_link_id: str
@@ -74,17 +72,3 @@ class PaperFill:
     realized_pnl_usd: float
     filled_at: datetime
     reduces_position: bool
-
-
-# Field types as written in the dataclasses (annotations are strings here) -> polars types.
-_POLARS: dict[str, pl.DataType] = {
-    "str": pl.String(), "str | None": pl.String(), "Side": pl.String(),
-    "OrderStatus": pl.String(), "float": pl.Float64(), "float | None": pl.Float64(),
-    "int": pl.Int16(), "int | None": pl.Int16(), "bool": pl.Boolean(),
-    "datetime": UTC_TIME, "datetime | None": UTC_TIME,
-}  # fmt: skip
-
-
-def schema_of(record: type) -> dict[str, pl.DataType]:
-    """The table schema of a record type: its fields, in order, as polars types."""
-    return {f.name: _POLARS[str(f.type)] for f in fields(record)}

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from helix_pipelines.contracts.heatmaps import UTC_TIME
+from helix_pipelines.contracts.columns import schema_of
 from helix_pipelines.contracts.vocabulary import SIDES, Side
 
 SIGNAL_SCHEMA_VERSION = 1
@@ -64,6 +64,9 @@ class TradeSignal:
     stop_zone_id: str
 
     def __post_init__(self) -> None:
+        for name in ("signal_id", "symbol"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise InvalidSignal(f"signal {self.signal_id!r}: {name} must be non-empty text")
         if self.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
             raise UnknownSchemaVersion(
                 f"signal {self.signal_id!r} has schema_version {self.schema_version!r}; "
@@ -126,17 +129,37 @@ def _utc(value: object) -> datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
+def _int(value: object) -> int:
+    """An int as stored or sent: never a bool, a string or a fraction quietly truncated."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected an integer, got {value!r}")
+    if value != int(value):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
 # Field types as written in the dataclass (annotations are strings here) -> how a stored or
-# decoded value becomes one, and which polars type holds it.
-_COERCE: dict[str, Any] = {"int": int, "float": float, "str": str, "Side": str, "datetime": _utc}
-_POLARS: dict[str, pl.DataType] = {
-    "int": pl.Int16(),
-    "float": pl.Float64(),
-    "str": pl.String(),
-    "Side": pl.String(),
-    "datetime": UTC_TIME,
+# decoded value becomes one, strictly: a wrong type is an invalid signal, never a guess.
+_COERCE: dict[str, Any] = {
+    "int": _int,
+    "float": _float,
+    "str": _text,
+    "Side": _text,
+    "datetime": _utc,
 }
-SIGNALS_SCHEMA: dict[str, pl.DataType] = {f.name: _POLARS[str(f.type)] for f in fields(TradeSignal)}
+SIGNALS_SCHEMA = schema_of(TradeSignal)
 """`trade_signals`: one row per signal, the fields of TradeSignal in order."""
 
 
@@ -144,5 +167,13 @@ def signals_frame(signals: list[TradeSignal]) -> pl.DataFrame:
     return pl.DataFrame([s.to_row() for s in signals], schema=SIGNALS_SCHEMA)
 
 
-def signals_from_frame(frame: pl.DataFrame) -> list[TradeSignal]:
-    return [TradeSignal.from_row(row) for row in frame.iter_rows(named=True)]
+def signals_from_frame(frame: pl.DataFrame) -> tuple[list[TradeSignal], dict[str, str]]:
+    """The valid signals of a `trade_signals` frame, and why each other row is unreadable (by
+    signal id): one bad row never hides the good ones."""
+    signals, unreadable = [], {}
+    for row in frame.iter_rows(named=True):
+        try:
+            signals.append(TradeSignal.from_row(row))
+        except InvalidSignal as exc:
+            unreadable[str(row.get("signal_id"))] = str(exc)
+    return signals, unreadable

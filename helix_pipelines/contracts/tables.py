@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from helix_pipelines.contracts.heatmaps import UTC_TIME
-from helix_pipelines.contracts.records import OrderRecord, PaperFill, PaperPosition, schema_of
+from helix_pipelines.contracts.columns import UTC_TIME, schema_of
+from helix_pipelines.contracts.records import OrderRecord, PaperFill, PaperPosition
 from helix_pipelines.contracts.signals import SIGNALS_SCHEMA
 
 TEXT, FLOAT, FLAG = pl.String(), pl.Float64(), pl.Boolean()
@@ -108,7 +108,7 @@ TABLES: dict[str, tuple[dict[str, pl.DataType], tuple[str, ...]]] = {
     "consensus_zones": (ZONES_SCHEMA, ("zone_id",)),
     "trade_signals": (SIGNALS_SCHEMA, ("signal_id",)),
     "cluster_outcomes": (OUTCOMES_SCHEMA, ("subject_kind", "subject_id")),
-    "executor_orders": (ORDERS_SCHEMA, ("order_link_id",)),
+    "executor_orders": (ORDERS_SCHEMA, ("mode", "order_link_id")),
     "executor_decisions": (DECISIONS_SCHEMA, ("decision_id",)),
     "executor_state": (STATE_SCHEMA, ("key",)),
     "paper_positions": (PAPER_POSITIONS_SCHEMA, ("symbol",)),

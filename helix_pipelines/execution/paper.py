@@ -29,14 +29,14 @@ class PaperBroker:
         book: PaperBook,
         prices: PriceSource,
         *,
-        starting_equity_usd: float = 10_000.0,
+        account_equity_usd: float = 10_000.0,
         fee_rate: float = 0.00055,
         slippage_bps: float = 2.0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.book = book
         self._prices = prices
-        self._starting_equity = starting_equity_usd
+        self._account_equity = account_equity_usd
         self._fee_rate = fee_rate
         self._slippage = slippage_bps / 10_000
         self._clock = clock
@@ -62,22 +62,25 @@ class PaperBroker:
         return sent_at  # the paper book fills synchronously: what is not there was never sent
 
     def find_order(self, order_link_id: str, symbol: str) -> OrderResult | None:
-        fill = self.book.fill_for(order_link_id)
-        if fill is None:
+        fills = self.book.fills_for(order_link_id)
+        if not fills:
             return None
-        qty = Decimal(str(fill.qty))
-        return OrderResult(order_link_id, fill.fill_id, "filled", fill.price, qty, qty, "Filled")
+        qty = sum(f.qty for f in fills)
+        price = sum(f.qty * f.price for f in fills) / qty
+        filled = Decimal(str(qty))
+        return OrderResult(order_link_id, order_link_id, "filled", price, filled, filled, "Filled")
 
     def submit(self, order: OrderRequest) -> OrderResult:
-        if self.book.fill_for(order.order_link_id) is not None:
+        if self.book.fills_for(order.order_link_id):
             raise OrderOutcomeUnknown(f"orderLinkId {order.order_link_id} already exists")
         last = float(self.last_price(order.symbol))
         price = last * (1 + self._slippage) if order.side == "long" else last * (1 - self._slippage)
-        qty = float(order.qty)
-        realized, reduces = self._apply_fill(order, qty, price)
-        self._record_fill(
-            order.order_link_id, order.symbol, order.side, qty, price, realized, reduces
-        )
+        for leg, (side, qty, realized, reduces) in enumerate(
+            self._apply_fill(order, float(order.qty), price)
+        ):
+            self._record_fill(
+                order.order_link_id, leg, order.symbol, side, qty, price, realized, reduces
+            )
         return OrderResult(
             order.order_link_id,
             order.order_link_id,
@@ -91,6 +94,7 @@ class PaperBroker:
     def _record_fill(
         self,
         olid: str,
+        leg: int,
         symbol: str,
         side: Side,
         qty: float,
@@ -99,7 +103,7 @@ class PaperBroker:
         reduces: bool,
     ) -> None:
         now = self._clock()
-        fill_id = hashlib.sha256(f"{olid}|{now.isoformat()}".encode()).hexdigest()[:24]
+        fill_id = hashlib.sha256(f"{olid}|{now.isoformat()}|{leg}".encode()).hexdigest()[:24]
         fee = qty * price * self._fee_rate
         self.book.add_fill(
             PaperFill(fill_id, olid, symbol, side, qty, price, fee, pnl, now, reduces)
@@ -117,25 +121,35 @@ class PaperBroker:
             self._clock(),
         )
 
-    def _apply_fill(self, order: OrderRequest, qty: float, price: float) -> tuple[float, bool]:
-        """Update the position; (PnL realized by any part that closed, whether it reduced one)."""
+    def _apply_fill(
+        self, order: OrderRequest, qty: float, price: float
+    ) -> list[tuple[Side, float, float, bool]]:
+        """Update the book; the fill's legs as (position side, qty, realized PnL, reduces).
+
+        A fill's side is the side of the position it belongs to: an order against an open
+        position first reduces that position (a leg with the position's side), and whatever is
+        left opens the other way (a second leg with the order's side).
+        """
         held = self.book.position(order.symbol)
         if held is None or held.side == order.side:
             if held is not None:
-                price = (held.qty * held.avg_price + qty * price) / (held.qty + qty)
-                qty = held.qty + qty
-            self.book.save_position(self._opened(order, qty, price))
-            return 0.0, False
+                price_held = (held.qty * held.avg_price + qty * price) / (held.qty + qty)
+                self.book.save_position(self._opened(order, held.qty + qty, price_held))
+            else:
+                self.book.save_position(self._opened(order, qty, price))
+            return [(order.side, qty, 0.0, False)]
         closed = min(held.qty, qty)
         direction = 1 if held.side == "long" else -1
-        realized = direction * (price - held.avg_price) * closed
+        legs = [(held.side, closed, direction * (price - held.avg_price) * closed, True)]
         if held.qty > closed:
-            self.book.save_position(replace(held, qty=held.qty - closed))
+            self.book.save_position(replace(held, qty=_minus(held.qty, closed)))
         else:
             self.book.delete_position(order.symbol)
         if qty > closed:  # the rest opens the other way
-            self.book.save_position(self._opened(order, qty - closed, price))
-        return realized, True
+            rest = _minus(qty, closed)
+            self.book.save_position(self._opened(order, rest, price))
+            legs.append((order.side, rest, 0.0, False))
+        return legs
 
     def positions(self) -> dict[str, Position]:
         return {
@@ -152,7 +166,7 @@ class PaperBroker:
                 continue  # no recent price: valued at its entry (no unrealized PnL) until one comes
             direction = 1 if position.side == "long" else -1
             unrealized += direction * (price - float(position.avg_price)) * float(position.qty)
-        return Decimal(str(self._starting_equity + pnl - fees + unrealized))
+        return Decimal(str(self._account_equity + pnl - fees + unrealized))
 
     def housekeeping(self) -> list[str]:
         """Close positions whose stop-loss or take-profit the latest price crossed."""
@@ -169,9 +183,14 @@ class PaperBroker:
             exit_price = p.stop_loss if hit_stop else p.take_profit
             realized = (exit_price - p.avg_price) * p.qty * (1 if long else -1)
             olid = f"exit-{p.symbol}-{self._clock().isoformat()}"
-            self._record_fill(olid, p.symbol, p.side, p.qty, exit_price, realized, True)
+            self._record_fill(olid, 0, p.symbol, p.side, p.qty, exit_price, realized, True)
             self.book.delete_position(p.symbol)
             closed.append(
                 f"{p.symbol} {'stop-loss' if hit_stop else 'take-profit'} at {exit_price:.6g}"
             )
         return closed
+
+
+def _minus(a: float, b: float) -> float:
+    """a - b for quantities, in decimal (0.03 - 0.01 is 0.02, not 0.019999999999999997)."""
+    return float(Decimal(str(a)) - Decimal(str(b)))

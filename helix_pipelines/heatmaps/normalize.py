@@ -26,10 +26,10 @@ import numpy as np
 import orjson
 import polars as pl
 
+from helix_pipelines.contracts.columns import UTC_TIME
 from helix_pipelines.contracts.heatmaps import (
     CANDLES_SCHEMA,
     CELLS_SCHEMA,
-    UTC_TIME,
     HeatmapRequest,
     LedgerRow,
     NormalizedSnapshot,

@@ -14,8 +14,12 @@ from datetime import datetime
 
 import polars as pl
 
-from helix_pipelines.contracts.signals import SIGNALS_SCHEMA, TradeSignal, signals_frame
-from helix_pipelines.contracts.signals import signals_from_frame as _signals_from_frame
+from helix_pipelines.contracts.signals import (
+    SIGNALS_SCHEMA,
+    TradeSignal,
+    signals_frame,
+    signals_from_frame,
+)
 from helix_pipelines.contracts.tables import CLUSTERS_SCHEMA, OUTCOMES_SCHEMA
 from helix_pipelines.warehouse.database import Database, quoted
 from helix_pipelines.warehouse.rows import upsert
@@ -57,9 +61,11 @@ class AnalyticsStore:
         with self.db.transaction() as tx:
             return upsert(tx, "trade_signals", signals_frame(list(signals)))
 
-    def signals_since(self, since: datetime) -> list[TradeSignal]:
+    def signals_since(self, since: datetime) -> tuple[list[TradeSignal], dict[str, str]]:
+        """Signals created at or after `since`, and the rows that are no valid signal (id ->
+        why), which the caller reports instead of failing on."""
         with self.db.connect() as conn:
-            return _signals_from_frame(conn.frame(SIGNALS_SINCE, [since], SIGNALS_SCHEMA))
+            return signals_from_frame(conn.frame(SIGNALS_SINCE, [since], SIGNALS_SCHEMA))
 
     def unscored_clusters(self) -> pl.DataFrame:
         """Clusters no outcome has been recorded for yet (the open subjects)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import polars as pl
@@ -67,8 +68,8 @@ class Database(Protocol):
         """Hold a named lock across threads and processes that share this database."""
         ...
 
-    def migrate(self) -> object:
-        """Apply the migrations of `sql/` this dialect runs; safe on every start."""
+    def migrate(self, directory: Path | None = None) -> object:
+        """Apply the migrations this dialect runs (of `sql/` unless told); safe on every start."""
         ...
 
     def close(self) -> None: ...

@@ -142,9 +142,9 @@ class DuckDBDatabase:
         finally:
             con.close()
 
-    def migrate(self) -> MigrationResult:
+    def migrate(self, directory: Path | None = None) -> MigrationResult:
         with self.session(), self.connect() as conn:
-            return apply_migrations(_DuckDBMigrationTarget(self, conn))
+            return apply_migrations(_DuckDBMigrationTarget(self, conn), directory)
 
     def close(self) -> None:
         """Nothing to release: a connection is opened per operation."""

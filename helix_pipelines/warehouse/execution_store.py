@@ -39,8 +39,9 @@ STATE = "SELECT key, value FROM executor_state WHERE key LIKE ?"
 _POSITIONS = quoted(list(PAPER_POSITIONS_SCHEMA))
 POSITIONS = f"SELECT {_POSITIONS} FROM paper_positions ORDER BY symbol"  # noqa: S608
 POSITION = f"SELECT {_POSITIONS} FROM paper_positions WHERE symbol = ?"  # noqa: S608
-FILL_FOR = (
-    f"SELECT {quoted(list(PAPER_FILLS_SCHEMA))} FROM paper_fills WHERE order_link_id = ? LIMIT 1"  # noqa: S608
+FILLS_FOR = (
+    f"SELECT {quoted(list(PAPER_FILLS_SCHEMA))} FROM paper_fills WHERE order_link_id = ? "  # noqa: S608
+    "ORDER BY reduces_position DESC"
 )
 REALIZED = "SELECT coalesce(sum(realized_pnl_usd), 0), coalesce(sum(fee_usd), 0) FROM paper_fills"
 
@@ -101,7 +102,7 @@ class WarehouseExecutorStore:
         at: datetime,
     ) -> None:
         """Append one decision (its id is the signal, action and time)."""
-        key = f"{signal_id}|{action}|{at.isoformat()}"
+        key = f"{self.mode}|{signal_id}|{action}|{at.isoformat()}"
         frame = _row(
             DECISIONS_SCHEMA,
             decision_id=hashlib.sha256(key.encode()).hexdigest()[:32],
@@ -161,11 +162,10 @@ class WarehousePaperBook:
         with self.db.transaction() as tx:
             upsert(tx, "paper_fills", _row(PAPER_FILLS_SCHEMA, **asdict(fill)))
 
-    def fill_for(self, order_link_id: str) -> PaperFill | None:
+    def fills_for(self, order_link_id: str) -> list[PaperFill]:
+        """The fills of one order: one, or two for an order that reversed a position."""
         with self.db.connect() as conn:
-            frame = conn.frame(FILL_FOR, [order_link_id], PAPER_FILLS_SCHEMA)
-        found = _records(PaperFill, frame)
-        return found[0] if found else None
+            return _records(PaperFill, conn.frame(FILLS_FOR, [order_link_id], PAPER_FILLS_SCHEMA))
 
     def realized(self) -> tuple[float, float]:
         """(realized PnL, fees) over every fill, in USD."""

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -197,9 +198,9 @@ class PostgresDatabase:
             finally:
                 conn.execute(ADVISORY_UNLOCK, (name,))
 
-    def migrate(self) -> MigrationResult:
+    def migrate(self, directory: Path | None = None) -> MigrationResult:
         with psycopg.connect(self._dsn, autocommit=True) as conn:
-            result = apply_migrations(PostgresMigrationTarget(conn))
+            result = apply_migrations(PostgresMigrationTarget(conn), directory)
             if result.timescale:
                 self._apply_policies(conn)
         return result

@@ -18,7 +18,7 @@ from helix_pipelines.analytics.clusters import (
 )
 from helix_pipelines.analytics.consensus import SourcedCluster, build_zones
 from helix_pipelines.analytics.profiles import level_grid, snapshot_profile
-from helix_pipelines.contracts.heatmaps import UTC_TIME
+from helix_pipelines.contracts.columns import UTC_TIME
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from helix_pipelines.contracts.records import OrderRecord
 from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.execution.executor import Executor
 from helix_pipelines.execution.guard import GuardLimits
-from helix_pipelines.execution.orders import order_link_id_for
+from helix_pipelines.execution.orders import OrderRequest, order_link_id_for
 from helix_pipelines.execution.paper import PaperBroker
 from helix_pipelines.execution.ports import halt, halted, reset_halt
 from helix_pipelines.testing.signals import make_signal
@@ -211,3 +213,52 @@ def test_one_trade_idea_one_position_whichever_the_direction(warehouse: Warehous
     assert executor.broker.housekeeping() == ["BTC take-profit at 105000"]
     rig.prices["BTC"] = 100_000.0
     assert executor.process(signal("s4")).action == "placed"
+
+
+def test_a_fill_belongs_to_a_position_and_a_reversal_is_two_fills(warehouse: Warehouse) -> None:
+    """The broker itself (the executor never reverses: one idea, one position) books an order
+    against an open position as the closing leg, with the old position's side, then the rest."""
+    rig = Rig(warehouse)
+    broker = PaperBroker(warehouse.paper_book(), rig.prices.get, clock=rig.clock, slippage_bps=0,
+                         fee_rate=0.0)  # fmt: skip
+
+    def order(olid: str, side: str, qty: str) -> OrderRequest:
+        tp, sl = ("110000", "90000") if side == "long" else ("90000", "110000")
+        return OrderRequest(olid, "BTC", side, Decimal(qty), Decimal(tp), Decimal(sl), 1)  # type: ignore[arg-type]
+
+    broker.submit(order("open", "long", "0.010"))
+    rig.prices["BTC"] = 101_000.0
+    result = broker.submit(order("flip", "short", "0.030"))
+    fills = {(f.order_link_id, f.side, f.qty, f.reduces_position, f.realized_pnl_usd)
+             for f in warehouse.paper_book().fills_for("flip")}  # fmt: skip
+    assert fills == {("flip", "long", 0.01, True, 10.0), ("flip", "short", 0.02, False, 0.0)}
+    assert broker.positions()["BTC"].side == "short"
+    assert broker.positions()["BTC"].qty == Decimal("0.02")
+    # Looked up again, the order is what was sent: its whole quantity, at its price.
+    found = broker.find_order("flip", "BTC")
+    assert found is not None
+    assert (found.filled_qty, found.avg_price) == (result.filled_qty, 101_000.0)
+
+    rig.prices["BTC"] = 89_000.0  # through the short's take-profit at 90,000
+    assert broker.housekeeping() == ["BTC take-profit at 90000"]
+    (exit_fill,) = [f for f in read_table(warehouse, "paper_fills").iter_rows(named=True)
+                    if f["order_link_id"].startswith("exit-")]  # fmt: skip
+    assert (exit_fill["side"], exit_fill["reduces_position"]) == ("short", True)
+    assert exit_fill["realized_pnl_usd"] == pytest.approx(0.02 * 11_000)
+
+
+def test_every_mode_keeps_its_own_orders(warehouse: Warehouse) -> None:
+    """The same signal decided in two modes is two rows: testnet never overwrites paper."""
+    now = NOW
+    olid = order_link_id_for("s1")
+    paper, testnet = warehouse.executor_store("paper"), warehouse.executor_store("testnet")
+    for store, status in ((paper, "filled"), (testnet, "pending")):
+        store.save_order(
+            OrderRecord(order_link_id=olid, signal_id="s1", symbol="BTC", side="long",
+                        status=status, created_at=now, updated_at=now)  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert (paper_row := paper.order(olid)) is not None
+    assert (testnet_row := testnet.order(olid)) is not None
+    assert (paper_row.status, testnet_row.status) == ("filled", "pending")
+    assert paper.settled_signal_ids(["s1"], ["pending"]) == {"s1"}
+    assert testnet.settled_signal_ids(["s1"], ["pending"]) == set()

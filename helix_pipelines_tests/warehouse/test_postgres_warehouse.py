@@ -57,6 +57,7 @@ APPLIED_ON_PLAIN_POSTGRES = [
     "008_snapshot_checks.postgres",
     "009_one_word_per_concept",
     "010_cells_brin.postgres",
+    "011_orders_per_mode",
 ]
 
 
@@ -181,9 +182,9 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 11)]
+    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 12)]
     assert [m.only for m in migrations] == [
-        None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres",
+        None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres", None,
     ]  # fmt: skip
     assert [m.transactional for m in migrations] == [m.version[:3] != "003" for m in migrations]
     assert all(m.statements for m in migrations)

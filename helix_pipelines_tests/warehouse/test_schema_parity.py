@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from helix_pipelines.testing.warehouses import (
     SCHEMAS,
     duckdb_warehouse,
@@ -21,6 +23,10 @@ TYPE_NAMES = {
     "timestamp with time zone": "timestamptz",
     "smallint": "smallint", "integer": "integer", "bigint": "bigint",
     "boolean": "boolean", "json": "json",
+}  # fmt: skip
+SQL_TYPE_OF = {
+    pl.String: "text", pl.Float64: "double", pl.Datetime: "timestamptz", pl.Int16: "smallint",
+    pl.Int32: "integer", pl.Int64: "bigint", pl.Boolean: "boolean",
 }  # fmt: skip
 COLUMNS = """
 SELECT table_name, column_name, lower(data_type), is_nullable
@@ -67,9 +73,22 @@ def test_duckdb_and_postgres_end_with_the_same_schema(tmp_path: Path, pg_dsn: st
     assert duck["columns"] == pg["columns"]
     assert duck["keys"] == pg["keys"]
     assert duck["checks"] == pg["checks"]
-    # ... and the contracts name the same columns, in the same order, for every table.
-    contracts = {table: list(schema) for table, schema in SCHEMAS.items()}
-    contracts["symbol_universe"] = ["scope", "exchange", "symbol", "rank"]
-    assert {t: [c for c, _, _ in cols] for t, cols in duck["columns"].items()} == contracts
+    # ... and the contracts name the same columns, in the same order and of the same types,
+    # for every table (binary COPY depends on the types matching exactly).
+    contracts = {
+        table: [(c, SQL_TYPE_OF[type(t)]) for c, t in schema.items()]
+        for table, schema in SCHEMAS.items()
+    }
+    contracts["symbol_universe"] = [
+        ("scope", "text"),
+        ("exchange", "text"),
+        ("symbol", "text"),
+        ("rank", "integer"),
+    ]
+    # JSON columns are contract text (read as text, written as JSON).
+    contracts["heatmap_snapshots"] = [
+        (c, "json" if c == "source_extra" else t) for c, t in contracts["heatmap_snapshots"]
+    ]
+    assert {t: [(c, ty) for c, ty, _ in cols] for t, cols in duck["columns"].items()} == contracts
     assert ("heatmap_snapshots", "status") in duck["checks"]
     assert ("liquidation_clusters", "liquidated_side") in duck["checks"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from helix_pipelines.testing.payloads import encode, v4_document
 from helix_pipelines.testing.warehouses import duckdb_warehouse, execute, postgres_warehouse
 from helix_pipelines.testing.warehouses import rows as _rows
 from helix_pipelines.warehouse import Warehouse
+from helix_pipelines.warehouse.duckdb_db import DuckDBDatabase
+from helix_pipelines.warehouse.migrations import sql_dir
+from helix_pipelines.warehouse.postgres_db import PostgresDatabase
 
 FETCHED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -216,3 +220,41 @@ def test_a_frame_reads_a_column_that_is_null_for_its_first_thousands_of_rows(
     assert read.schema == pl.Schema(schema)
     assert read["ts"].null_count() == 5000
     assert read["ts"].drop_nulls().to_list() == [datetime(2026, 11, 25, 0, 5, tzinfo=UTC)] * 2
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_orders_stored_before_011_survive_the_move_to_one_key_per_mode(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An existing database: orders written when orderLinkId alone was the key are all there
+    after 011, and from then on two modes can hold the same orderLinkId."""
+    before = tmp_path / "sql"
+    before.mkdir()
+    for migration in sorted(sql_dir().glob("*.sql")):
+        if migration.name < "011":
+            (before / migration.name).write_text(migration.read_text())
+    database = (
+        DuckDBDatabase(tmp_path / "old.duckdb")
+        if backend == "duckdb"
+        else PostgresDatabase(request.getfixturevalue("pg_dsn"))
+    )
+    try:
+        database.migrate(before)
+        with database.connect() as conn:
+            conn.execute(
+                "INSERT INTO executor_orders (order_link_id, signal_id, mode, symbol, side, "
+                "status, created_at, updated_at, filled_qty) VALUES "
+                "('hx-1', 's1', 'paper', 'BTC', 'long', 'filled', ?, ?, '0.01')",
+                [FETCHED_AT, FETCHED_AT],
+            )
+        assert database.migrate().applied == ["011_orders_per_mode"]  # type: ignore[attr-defined]
+        warehouse = Warehouse.on(database)
+        kept = warehouse.executor_store("paper").order("hx-1")
+        assert kept is not None
+        assert (kept.signal_id, kept.status, kept.filled_qty) == ("s1", "filled", "0.01")
+        testnet = warehouse.executor_store("testnet")
+        testnet.save_order(replace(kept, status="pending"))
+        assert (again := warehouse.executor_store("paper").order("hx-1")) is not None
+        assert again.status == "filled"
+    finally:
+        database.close()
