@@ -44,6 +44,7 @@ def execute_trade_signals(
             "positions_before": dg.MetadataValue.json(report.reconciled.positions),
             "positions": dg.MetadataValue.json(report.positions),
             "closed_by_housekeeping": dg.MetadataValue.json(report.closed),
+            "unreadable_signals": dg.MetadataValue.json(report.unreadable),
         },
     )
 

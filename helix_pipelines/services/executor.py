@@ -46,7 +46,7 @@ def build_broker(
 ) -> Broker:
     if gated.mode == "paper":
         return PaperBroker(
-            warehouse.paper_book(), paper_prices(warehouse), starting_equity_usd=account_equity_usd
+            warehouse.paper_book(), paper_prices(warehouse), account_equity_usd=account_equity_usd
         )
     from helix_pipelines.execution.bybit import BybitBroker  # noqa: PLC0415 - pybit only when trading
     from helix_pipelines.execution.bybit_calls import open_session  # noqa: PLC0415
@@ -78,6 +78,7 @@ class ExecutorRunReport:
     reconciled: ReconcileReport
     positions: dict[str, str]  # the book after the run
     closed: list[str]  # positions housekeeping closed
+    unreadable: dict[str, str]  # signal id -> why its stored row is no valid signal
 
     @property
     def counts(self) -> dict[str, int]:
@@ -92,10 +93,14 @@ def run_pending(
     default_leverage: int = 1,
     clock: Callable[[], datetime] = utc_now,
 ) -> ExecutorRunReport:
-    signals = warehouse.analytics.signals_since(clock() - max_age)
+    signals, unreadable = warehouse.analytics.signals_since(clock() - max_age)
+    for signal_id, why in unreadable.items():
+        log.error("stored signal %s is unreadable and is not traded: %s", signal_id, why)
     settled = executor.store.settled_signal_ids([s.signal_id for s in signals], IN_FLIGHT)
     pending = [s for s in signals if s.signal_id not in settled]
     reconciled = executor.start(sorted({s.symbol for s in pending}), default_leverage)
     decisions = [executor.process(signal) for signal in pending]
     closed = executor.broker.housekeeping()
-    return ExecutorRunReport(executor.store.mode, decisions, reconciled, executor.book(), closed)
+    return ExecutorRunReport(
+        executor.store.mode, decisions, reconciled, executor.book(), closed, unreadable
+    )

@@ -335,6 +335,10 @@ def test_entries_breaking_the_contract_or_of_unknown_version_are_dead_lettered(
     newer = client.xadd(publisher.stream, {"payload": entry(schema_version=2)})
     stop_above = client.xadd(publisher.stream, {"payload": entry(stop_loss=70_000.0)})
     missing = client.xadd(publisher.stream, {"payload": orjson.dumps({"signal_id": "x"})})
+    no_id = client.xadd(publisher.stream, {"payload": entry(signal_id="")})
+    fractional_version = client.xadd(publisher.stream, {"payload": entry(schema_version=1.9)})
+    leverage_as_text = client.xadd(publisher.stream, {"payload": entry(leverage="2")})
+    null_zone = client.xadd(publisher.stream, {"payload": entry(target_zone_id=None)})
     publisher.publish([signal(1)])
 
     cons = consumer(prefix, "executors", "a")
@@ -346,6 +350,12 @@ def test_entries_breaking_the_contract_or_of_unknown_version_are_dead_lettered(
     assert dead[newer].startswith("signal 'sig-0009' has schema_version 2; this build reads [1]")
     assert dead[stop_above] == ("signal sig-0009: stop and target are not on both sides of entry")
     assert dead[missing].startswith("signal 'x' is malformed: KeyError(")
+    # Nothing is coerced into shape: a wrong type is a broken contract, not a guess.
+    assert dead[no_id] == "signal '': signal_id must be non-empty text"
+    assert "expected an integer, got 1.9" in dead[fractional_version]
+    assert "expected an integer, got '2'" in dead[leverage_as_text]
+    assert "expected text, got None" in dead[null_zone]
+    assert len(dead) == 7
 
 
 def test_the_stream_is_trimmed_to_about_maxlen(prefix: str, client: redis.Redis) -> None:

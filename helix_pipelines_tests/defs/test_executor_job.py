@@ -21,7 +21,7 @@ from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.services.executor import build_executor, run_pending
 from helix_pipelines.services.settings import Settings
 from helix_pipelines.testing.signals import make_signal
-from helix_pipelines.testing.warehouses import read_table
+from helix_pipelines.testing.warehouses import execute, read_table
 
 PRICES = (("BTC", 100_000.0), ("ETH", 3_000.0))
 
@@ -53,6 +53,13 @@ def test_executor_job_decides_on_new_signals_once_and_lists_every_decision(
     monkeypatch.delenv("HELIX_EXECUTOR_MODE", raising=False)
     warehouse = WarehouseResource(duckdb_path=str(tmp_path / "helix.duckdb"))
     seed(warehouse)
+    # A row no build of this code would write (stop above a long's entry): reported, skipped,
+    # and the good signals are still traded.
+    execute(
+        warehouse.get(),
+        "INSERT INTO trade_signals SELECT * REPLACE ('broken' AS signal_id, "
+        "entry * 2 AS stop_loss) FROM trade_signals WHERE signal_id = 's1'",
+    )
     resources = resources_for(warehouse)
 
     first = executor_job.execute_in_process(resources=resources)
@@ -63,6 +70,9 @@ def test_executor_job_decides_on_new_signals_once_and_lists_every_decision(
     assert metadata["signals"].value == 2  # the 3-day-old one is not picked up
     assert metadata["counts"].value == {"placed": 2}
     assert "| BTC | s1 | placed |" in metadata["decisions"].value
+    assert metadata["unreadable_signals"].value == {
+        "broken": "signal broken: stop and target are not on both sides of entry"
+    }
 
     second = executor_job.execute_in_process(resources=resources)
     events = [e for e in second.all_events if e.event_type_value == "STEP_OUTPUT"]
