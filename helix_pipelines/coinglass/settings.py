@@ -9,7 +9,7 @@ read at import time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from helix_pipelines.coinglass.source import HeatmapSource, SourceKind
 
 @dataclass(frozen=True)
 class SourceSettings:
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr
     base_url: str = DEFAULT_BASE_URL
     replay_dir: Path | None = None
     capture_dir: Path | None = None

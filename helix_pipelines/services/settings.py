@@ -11,6 +11,9 @@ the CLI (`Settings.from_env()`), and Dagster's resources (bound in `defs/resourc
   HELIX_REDIS_URL        Redis for the trade-signal stream; unset: signals are stored only
   HELIX_EXECUTOR_MODE    paper (default), testnet, demo or live (live also needs
                          HELIX_EXECUTOR_LIVE_CONFIRM); BYBIT_API_KEY / BYBIT_API_SECRET for Bybit
+  HELIX_RISK_<FIELD>     any number of RiskLimits, e.g. HELIX_RISK_ACCOUNT_EQUITY_USD
+  HELIX_GUARD_<FIELD>    any number of GuardLimits, e.g. HELIX_GUARD_MAX_DAILY_LOSS_USD
+  HELIX_EXECUTOR_DEFAULT_LEVERAGE  leverage set per symbol at start-up (default 1)
 
 One concept, one knob: the account's equity sizes signals and is the paper account's starting
 equity; `max_open_positions` caps both the signals a refresh keeps and the positions the
@@ -20,9 +23,10 @@ executor holds.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 from helix_pipelines.analytics.risk import RiskLimits
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
@@ -32,6 +36,8 @@ from helix_pipelines.execution.settings import ExecutorSettings, gate
 from helix_pipelines.services.universe import UniverseSelection
 from helix_pipelines.warehouse import Warehouse, open_warehouse
 from helix_pipelines.warehouse.postgres_db import TimescalePolicies
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ class Settings:
     universe: UniverseSelection = field(default_factory=UniverseSelection)
     risk: RiskLimits = field(default_factory=RiskLimits)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
     bus_prefix: str = ""
 
     @classmethod
@@ -110,11 +116,14 @@ class Settings:
             storage=StorageSettings(
                 data_dir=Path(get("HELIX_DATA_DIR") or "data"), pg_dsn=get("HELIX_PG_DSN")
             ),
+            risk=tuned(RiskLimits(), "HELIX_RISK_", get),
             executor=ExecutorConfig(
                 mode=(get("HELIX_EXECUTOR_MODE") or "paper").lower(),
                 live_confirm=get("HELIX_EXECUTOR_LIVE_CONFIRM") or "",
                 api_key=get("BYBIT_API_KEY"),
                 api_secret=get("BYBIT_API_SECRET"),
+                guard=tuned(GuardLimits(), "HELIX_GUARD_", get, skip={"max_open_positions"}),
+                default_leverage=_leverage(get("HELIX_EXECUTOR_DEFAULT_LEVERAGE")),
             ),
             redis_url=get("HELIX_REDIS_URL"),
         )
@@ -137,6 +146,42 @@ class Settings:
                 quarantine_root=None,
             ),
         )
+
+
+def tuned(
+    defaults: T,
+    prefix: str,
+    get: Callable[[str], str | None],
+    *,
+    skip: Collection[str] = (),
+) -> T:
+    """`defaults` with every number the environment sets as PREFIX + FIELD_NAME (upper case),
+    e.g. HELIX_RISK_ACCOUNT_EQUITY_USD or HELIX_GUARD_MAX_DAILY_LOSS_USD; the dataclass's own
+    checks then run. A value that is not a number of the field's type names its variable."""
+    changes: dict[str, int | float] = {}
+    for f in fields(defaults):  # type: ignore[arg-type]
+        name = f"{prefix}{f.name.upper()}"
+        raw = get(name)
+        current = getattr(defaults, f.name)
+        if raw is None or f.name in skip or not isinstance(current, int | float):
+            continue
+        try:
+            changes[f.name] = type(current)(raw)
+        except ValueError:
+            kind = "an integer" if isinstance(current, int) else "a number"
+            raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+    try:
+        return replace(defaults, **changes)  # type: ignore[type-var]
+    except ValueError as exc:
+        raise ValueError(f"{prefix}*: {exc}") from None
+
+
+def _leverage(raw: str | None) -> int:
+    if raw is None:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"HELIX_EXECUTOR_DEFAULT_LEVERAGE must be an integer >= 1, got {raw!r}")
+    return int(raw)
 
 
 def open_configured(settings: Settings) -> Warehouse:
