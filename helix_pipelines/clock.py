@@ -8,8 +8,3 @@ from datetime import UTC, datetime
 def utc_now() -> datetime:
     """Current time as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
-
-
-def from_epoch_ms(ms: int) -> datetime:
-    """UTC datetime from epoch milliseconds (CoinGlass `update_time`)."""
-    return datetime.fromtimestamp(ms / 1000, UTC)

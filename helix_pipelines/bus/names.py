@@ -19,11 +19,9 @@ DEAD_LETTER_MAXLEN = 100_000
 # Ids listed in one pub/sub notification; the count says how many there were in all.
 NOTIFY_MAX_IDS = 50
 
-# Stream entry fields. `signal_id` and `schema_version` duplicate what is in `payload` so tools
-# (redis-cli, XRANGE-based dashboards) can filter without parsing JSON.
+# The stream entry field that holds the signal (the publisher's script also writes `signal_id`
+# and `schema_version` beside it, so tools like redis-cli can filter without parsing JSON).
 FIELD_PAYLOAD = "payload"
-FIELD_SIGNAL_ID = "signal_id"
-FIELD_SCHEMA_VERSION = "schema_version"
 
 
 def connect(redis_url: str) -> redis.Redis:

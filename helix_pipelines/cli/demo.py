@@ -13,12 +13,12 @@ from dataclasses import replace
 
 from helix_pipelines.bus.publisher import SignalPublisher
 from helix_pipelines.clock import utc_now
-from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.coinglass.settings import open_source
 from helix_pipelines.contracts.heatmaps import UniverseMember
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
+from helix_pipelines.secrets import redact, redacted_dsn
 from helix_pipelines.services.executor import build_executor, run_pending
 from helix_pipelines.services.ingest import IngestReport, run_ingest
 from helix_pipelines.services.outcomes import refresh_outcomes
@@ -88,9 +88,11 @@ def _run(
                 report = run_ingest(
                     settings.source, warehouse.heatmaps, archive, quarantine, members, model, range_
                 )
-            except CoinGlassError as exc:
+            except Exception as exc:
                 failures.append(f"m{model} {range_}")
-                print(f"{model:>11} {range_:>11}  FAILED: {type(exc).__name__}: {exc}")
+                print(
+                    f"{model:>11} {range_:>11}  FAILED: {type(exc).__name__}: {_shown(exc, settings)}"
+                )
                 continue
             reports.append(report)
             print(" ".join(f"{v!s:>11}" for v in _row(report)))
@@ -176,3 +178,11 @@ def _analytics_and_executor(settings: Settings, warehouse: Warehouse) -> None:
     )
     book = ", ".join(f"{symbol} {line}" for symbol, line in run.positions.items())
     print(f"positions after the run: {book or 'none'}")
+
+
+def _shown(exc: Exception, settings: Settings) -> str:
+    """The error's message without a secret the settings hold (a key or a DSN's password)."""
+    text = redact(str(exc), settings.source.api_key)
+    if settings.storage.pg_dsn:
+        text = text.replace(settings.storage.pg_dsn, redacted_dsn(settings.storage.pg_dsn))
+    return text

@@ -1,5 +1,5 @@
 """CoinGlass v4 addresses beyond the heatmaps (whose paths `contracts.heatmaps.HeatmapRequest`
-knows, so the client, the sandbox and replay agree on one naming)."""
+knows, so the client, replay and the fake server agree on one naming)."""
 
 from __future__ import annotations
 

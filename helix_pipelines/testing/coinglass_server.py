@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 
+from helix_pipelines.coinglass.endpoints import SUPPORTED_COINS_PATH, SUPPORTED_EXCHANGE_PAIRS_PATH
 from helix_pipelines.coinglass.synthetic import (
     NO_DATA_BODY,
     has_history,
@@ -40,8 +41,6 @@ from helix_pipelines.coinglass.synthetic import (
 from helix_pipelines.contracts.heatmaps import HeatmapRequest
 from helix_pipelines.contracts.vocabulary import RANGES
 from helix_pipelines.testing.coinglass_wire import (
-    SUPPORTED_COINS_PATH,
-    SUPPORTED_EXCHANGE_PAIRS_PATH,
     FaultScript,
     Handler,
     RecordedRequest,

@@ -15,12 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from helix_pipelines.contracts.heatmaps import HEATMAP_PATH_PREFIX
 from helix_pipelines.testing.loopback import LoopbackHandler
-
-SUPPORTED_COINS_PATH = "/api/futures/supported-coins"
-SUPPORTED_EXCHANGE_PAIRS_PATH = "/api/futures/supported-exchange-pairs"
-PAIR_HEATMAP_PREFIX = "/api/futures/liquidation/heatmap/model"
-COIN_HEATMAP_PREFIX = "/api/futures/liquidation/aggregated-heatmap/model"
 
 ServedKey = tuple[str, frozenset[tuple[str, str]]]
 """How served heatmap bodies are keyed: the path and the query as a frozen set of pairs."""
@@ -125,7 +121,7 @@ def envelope(code: str, msg: str, data: Any = None) -> bytes:
 
 
 def heatmap_scope(path: str) -> str | None:
-    for prefix, scope in ((PAIR_HEATMAP_PREFIX, "pair"), (COIN_HEATMAP_PREFIX, "coin")):
+    for scope, prefix in HEATMAP_PATH_PREFIX.items():
         if path.startswith(prefix) and path.removeprefix(prefix) in ("1", "2", "3"):
             return scope
     return None

@@ -68,3 +68,27 @@ def test_demo_uses_postgresql_when_helix_pg_dsn_is_set(
             'SELECT count(DISTINCT "range") FROM liquidation_data_raw'
         ).fetchone() == (2,)
     assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 10
+
+
+def test_a_failing_partition_is_reported_and_the_others_still_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_pipelines.cli import demo
+
+    monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
+    monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
+    monkeypatch.setenv("HELIX_PG_DSN", "")
+    real_ingest = demo.run_ingest
+
+    def ingest(*args: object, **kwargs: object) -> object:
+        if args[6] == "3d":
+            raise OSError("No space left on device")
+        return real_ingest(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(demo, "run_ingest", ingest)
+    code = main(["--data-dir", str(tmp_path), "demo", "--models", "1", "--ranges", "12h,3d,7d"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "FAILED: OSError: No space left on device" in captured.out
+    assert "3 model x range partitions, 10 new snapshots" in captured.out
+    assert "failed partitions: m1 3d" in captured.err
