@@ -35,6 +35,8 @@ def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
                 for range_ in RANGES:
                     request = HeatmapRequest("coin", symbol, model, range_)
                     snapshot = normalize_payload(sandbox.payload(request), request, moment)
+                    if snapshot.ledger.status != "loaded":
+                        continue  # a young coin's "no data": nothing to analyse, as in the store
                     ledger.append({**snapshot.ledger.as_dict(), "recency": recency})
                     cells.append(
                         snapshot.cells.select(
