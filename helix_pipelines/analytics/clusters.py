@@ -188,7 +188,8 @@ def _cluster(
         price_lo=float(prices[lo]),
         price_hi=float(prices[hi]),
         peak_price=peak_price,
-        share=float(values[lo : hi + 1].sum() / total),
+        # A band holding the whole profile sums to the total in another order: clip the ulp.
+        share=min(float(values[lo : hi + 1].sum() / total), 1.0),
         z_score=float((values[peak] - median) / spread),
         distance_pct=float((peak_price - last_close) / last_close * 100),
         distance_atr=float((peak_price - last_close) / atr) if atr > 0 else float("nan"),

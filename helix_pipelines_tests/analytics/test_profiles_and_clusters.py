@@ -193,3 +193,14 @@ def test_consensus_groups_overlapping_bands_and_scores_agreement() -> None:
     assert strong.peak_price == pytest.approx((111 * 0.2 + 112 * 0.2 + 113.25 * 0.4) / 0.8)
     assert lone.consensus_score == pytest.approx((1 / 3) * (0.5 + 0.5 * 1 / 2))
     assert lone.liquidated_side == "short"
+
+
+def test_a_cluster_holding_the_whole_profile_has_a_share_of_one_not_more() -> None:
+    """Summed in another order, a band that holds every liquidation exceeds the total by one
+    ulp (1.0000000000000002 for these values): the share is clipped, so the check passes."""
+    prices = np.arange(1.0, 41.0)
+    values = np.zeros(40)
+    values[23:27] = [84939.5902, 91067.3246, 84520.132, 96691.9082]
+    assert values[23:27].sum() / values.sum() > 1  # the float fact the clip is for
+    (cluster,) = find_clusters(prices, values, last_close=10.0, atr=1.0, snapshot_id="s1")
+    assert cluster.share == 1.0
