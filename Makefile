@@ -1,13 +1,15 @@
-# Every target installs what it needs first: uv (from PyPI, if missing), then the locked
-# environment in .venv. Nothing else has to be on the machine but Python 3.11.
-UV := python3 -m uv
+# Every target installs what it needs first: uv (from PyPI, if it is not on PATH) into a private
+# venv `.tools` (so a system Python that refuses pip installs, PEP 668, is never touched), then
+# the locked environment in .venv. Nothing else has to be on the machine but Python 3.11.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup demo dev test lint format bench clean
 
 setup:
-	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	@test -x "$(UV)" || python3 -m venv .tools || { echo "make: cannot create .tools: install the venv module (Debian/Ubuntu: apt install python3-venv) or uv itself (https://docs.astral.sh/uv/)" >&2; exit 1; }
+	@test -x "$(UV)" || .tools/bin/python -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet
 
 demo: setup

@@ -33,10 +33,10 @@ from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.services.serve import serve
 from helix_pipelines.testing.bybit_instruments import make_instrument
 from helix_pipelines.testing.bybit_server import FakeBybitServer
+from helix_pipelines.testing.local_services import REDIS_URL
 from helix_pipelines.testing.signals import make_signal
 from helix_pipelines.testing.warehouses import duckdb_warehouse
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 CREATE = "/v5/order/create"
 
 

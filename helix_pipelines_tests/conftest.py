@@ -8,7 +8,6 @@ afterwards, so test runs (and parallel CI runs) never see each other's rows.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -17,9 +16,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-ADMIN_DSN = os.environ.get(
-    "HELIX_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+from helix_pipelines.testing.local_services import PG_ADMIN_DSN as ADMIN_DSN
 
 
 def _create_database() -> str:

@@ -19,10 +19,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
+
 from helix_pipelines.cli import demo, executor, inspect
+from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.contracts.vocabulary import RANGES
 from helix_pipelines.execution.settings import RefuseToStart
 from helix_pipelines.services.settings import Settings
+from helix_pipelines.warehouse.postgres_db import WarehouseConnectionError
+
+# What an operator can fix (a setting, a server, a file, the API): one line, not a traceback.
+OPERATOR_ERRORS = (WarehouseConnectionError, CoinGlassError, OSError, ValueError, duckdb.Error)
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -73,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RefuseToStart as exc:
         print(f"helix: refused to start: {exc}", file=sys.stderr)
         return 2
+    except OPERATOR_ERRORS as exc:
+        if args.verbose:
+            raise
+        print(f"helix: {type(exc).__name__}: {exc} (-v shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ runs (and parallel CI runs) never see each other's streams, groups or sets.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -21,10 +20,8 @@ from helix_pipelines.bus.consumer import SignalConsumer, StreamSignal
 from helix_pipelines.bus.publisher import PublishResult, SignalPublisher
 from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.secrets import redacted_url
+from helix_pipelines.testing.local_services import REDIS_URL, redis_url_with_password
 from helix_pipelines.testing.signals import make_signal
-
-REDIS_URL = os.environ.get("HELIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
 
 CREATED = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -395,7 +392,7 @@ def test_reprs_and_logs_never_show_the_password(
 ) -> None:
     # The local server's default user is `nopass`, which accepts any password: a real
     # connection with a secret in its URL.
-    url = "redis://default:s3cret@127.0.0.1:6379/0"
+    url = redis_url_with_password("s3cret")
     with caplog.at_level("DEBUG"):
         with SignalPublisher(url, key_prefix=prefix) as pub:
             assert pub.publish([signal(1)]).published == 1
@@ -403,7 +400,7 @@ def test_reprs_and_logs_never_show_the_password(
             assert len(cons.read()) == 1
             assert len(cons.read()) == 1  # its own entry, idle >= 0 ms: reclaimed and logged
     assert "s3cret" not in repr(pub)
-    assert "default:***@127.0.0.1:6379/0" in repr(pub)
+    assert url.replace("s3cret", "***") in repr(pub)
     assert "s3cret" not in repr(cons)
     assert "Published 1 signal(s)" in caplog.text
     assert "reclaimed 1 idle entries" in caplog.text

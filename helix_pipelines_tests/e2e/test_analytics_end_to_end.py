@@ -25,12 +25,12 @@ from helix_pipelines.defs.resources import (
     WarehouseResource,
 )
 from helix_pipelines.defs.universe import symbol_universe
+from helix_pipelines.testing.local_services import REDIS_URL
 from helix_pipelines.testing.recordings import record_sandbox
 from helix_pipelines.testing.warehouses import read_table
 
 pytestmark = pytest.mark.e2e
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 AT = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 CELL_FRACTION = 0.1  # real grids, a tenth of the cells: the suite stays quick

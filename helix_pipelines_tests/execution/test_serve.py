@@ -21,11 +21,10 @@ from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.execution.paper import PaperBroker
 from helix_pipelines.services.serve import serve
+from helix_pipelines.testing.local_services import REDIS_URL
 from helix_pipelines.testing.signals import make_signal
 from helix_pipelines.testing.warehouses import duckdb_warehouse, read_table
 from helix_pipelines.warehouse import Warehouse
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
