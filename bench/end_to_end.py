@@ -3,7 +3,7 @@
 The real `CoinGlassClient` fetches from the local fake CoinGlass server (no rate limit, no
 added latency; in its own process, as CoinGlass is on another machine) serving sandbox payloads
 of realistic size for every model x range; `ingest_heatmaps`
-normalizes, archives Model 3 to Parquet and loads PostgreSQL, partition after partition, as a
+normalizes, archives every grid to Parquet and loads PostgreSQL, partition after partition, as a
 backfill would. Payloads are generated before the clock starts, so the server costs only HTTP.
 A breakdown says where the time went.
 
@@ -34,6 +34,7 @@ from helix_pipelines.heatmaps import normalize as normalize_module
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.services.ingest import ingest_heatmaps
+from helix_pipelines.services.ingest_report import IngestOptions
 from helix_pipelines.testing.coinglass_server import FakeCoinGlassServer
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
 from helix_pipelines.warehouse.postgres_db import PostgresDatabase
@@ -59,7 +60,7 @@ class TimedStore(HeatmapStore):
 
 
 class TimedArchive(ParquetArchive):
-    def archive(self, snapshot: NormalizedSnapshot) -> Path | None:
+    def archive(self, snapshot: NormalizedSnapshot) -> str | None:
         start = time.perf_counter()
         try:
             return super().archive(snapshot)
@@ -149,8 +150,9 @@ def main() -> None:
                             members,
                             model,
                             range_,
-                            batch_size=args.batch_size,
-                            batches_in_flight=args.in_flight,
+                            IngestOptions(
+                                batch_size=args.batch_size, batches_in_flight=args.in_flight
+                            ),
                         )
                         loaded += report.stored.snapshots_added
             return loaded

@@ -31,6 +31,7 @@ from helix_pipelines.coinglass.synthetic import SYNTHETIC_COINS
 from helix_pipelines.contracts.heatmaps import CELLS_SCHEMA, HeatmapRequest, NormalizedSnapshot
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.normalize import normalize_payload
+from helix_pipelines.warehouse.cells_policy import CellsPolicy
 from helix_pipelines.warehouse.copy_binary import HEADER, TRAILER, rows_buffer
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore
 from helix_pipelines.warehouse.postgres_db import PostgresDatabase
@@ -59,7 +60,10 @@ def timed(fn: Callable[[], object]) -> float:
 
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE liquidation_data_raw, heatmap_snapshots, heatmap_candles")
+        conn.execute(
+            "TRUNCATE liquidation_data_raw, liquidation_price_levels, heatmap_snapshots, "
+            "heatmap_candles"
+        )
         conn.execute("VACUUM liquidation_data_raw")
 
 
@@ -107,9 +111,10 @@ def main() -> None:
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
         database = PostgresDatabase(dsn)
         database.migrate()
-        store = HeatmapStore(database)
+        # The cells path (the largest COPY Helix makes): every series keeps its cells here.
+        store = HeatmapStore(database, CellsPolicy.parse("all", retention_days=None))
         csv_path = Path(tmp) / "cells.csv"
-        pl.concat([s.cells for s in batch]).write_csv(csv_path)
+        pl.concat([s.keyed(s.cells) for s in batch]).write_csv(csv_path)
         copy_command = (
             f"\\copy liquidation_data_raw ({COLUMNS}) FROM '{csv_path}' WITH (FORMAT csv, HEADER)"
         )
@@ -141,7 +146,7 @@ def main() -> None:
             f"loader_vs_psql_copy replay_seconds={replay_s:.3f} first_load_seconds={ours_s:.3f} "
             f"replay_ratio={replay_s / ours_s:.4f} rows_added_on_replay=0"
         )
-        cells = [s.cells for s in batch]
+        cells = [s.keyed(s.cells) for s in batch]
         subset = cells[: max(1, len(cells) // 4)]  # the slow variants would take minutes on all
         subset_rows = sum(f.height for f in subset)
         for name in (

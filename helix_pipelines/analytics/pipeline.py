@@ -1,13 +1,16 @@
 """From stored heatmaps to clusters, consensus zones and trade signals, in one pure pass.
 
-Inputs are frames read from the warehouse (the two newest loaded snapshots of every heatmap key,
-their cells, and the candles); outputs are frames in the analytics contracts and the trade
-signals. Deterministic: the same inputs give the same cluster, zone and signal ids.
+Inputs are read from the warehouse: the two newest loaded snapshots of every heatmap key, the
+candles, and the snapshots' price-level profiles through a reader the caller passes, asked a few
+symbols at a time so memory holds one slice of the universe's profiles, never all of them.
+Outputs are frames in the analytics contracts and the trade signals. Deterministic: the same
+inputs give the same cluster, zone and signal ids.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -26,6 +29,12 @@ from helix_pipelines.contracts.vocabulary import RANGES
 
 PROFILES = ("cumulative", "live")
 _KEY = ["scope", "exchange", "symbol", "range"]
+SYMBOLS_PER_READ = 20
+"""Symbols whose profiles are read and analyzed together (about 20 x 48 snapshots x a few
+hundred levels: some 300k rows in memory at a time)."""
+
+LevelsReader = Callable[[Sequence[str]], pl.DataFrame]
+"""snapshot ids -> their profiles (snapshot_id, price, cumulative_usd, live_usd)."""
 
 
 @dataclass
@@ -66,7 +75,7 @@ class AnalyticsResult:
 
 def analyze(
     latest: pl.DataFrame,
-    cells: pl.DataFrame,
+    levels_of: LevelsReader,
     candles: pl.DataFrame,
     *,
     now: datetime,
@@ -80,7 +89,7 @@ def analyze(
     signal_params = signal_params or SignalParams()
     limits = limits or RiskLimits()
     candles_by_key = candles.sort("ts").partition_by(_KEY, as_dict=True, include_key=False)
-    views = _snapshot_views(latest, cells, candles_by_key, cluster_params)
+    views = _snapshot_views(latest, levels_of, candles_by_key, cluster_params)
     current = _mark_swept(latest, views, candles_by_key)
     by_symbol: dict[str, list[SnapshotView]] = defaultdict(list)
     for view in current:
@@ -140,22 +149,26 @@ def analyze(
 
 def _snapshot_views(
     latest: pl.DataFrame,
-    cells: pl.DataFrame,
+    levels_of: LevelsReader,
     candles_by_key: dict[tuple[object, ...], pl.DataFrame],
     params: ClusterParams,
 ) -> dict[str, SnapshotView]:
-    cells_by_snapshot = cells.partition_by("snapshot_id", as_dict=True, include_key=False)
     views: dict[str, SnapshotView] = {}
-    for row in latest.iter_rows(named=True):
-        snapshot_cells = cells_by_snapshot.get((row["snapshot_id"],))
-        key_candles = candles_by_key.get(
-            (row["scope"], row["exchange"], row["symbol"], row["range"])
-        )
-        if snapshot_cells is None or key_candles is None or snapshot_cells.height == 0:
-            continue
-        view = _view(row, snapshot_cells, key_candles, params)
-        if view is not None:
-            views[view.snapshot_id] = view
+    symbols = latest["symbol"].unique(maintain_order=True).to_list()
+    for start in range(0, len(symbols), SYMBOLS_PER_READ):
+        chunk = latest.filter(pl.col("symbol").is_in(symbols[start : start + SYMBOLS_PER_READ]))
+        levels = levels_of(chunk["snapshot_id"].to_list())
+        by_snapshot = levels.partition_by("snapshot_id", as_dict=True, include_key=False)
+        for row in chunk.iter_rows(named=True):
+            snapshot_levels = by_snapshot.get((row["snapshot_id"],))
+            key_candles = candles_by_key.get(
+                (row["scope"], row["exchange"], row["symbol"], row["range"])
+            )
+            if snapshot_levels is None or key_candles is None or snapshot_levels.height == 0:
+                continue
+            view = _view(row, snapshot_levels, key_candles, params)
+            if view is not None:
+                views[view.snapshot_id] = view
     return views
 
 
@@ -209,24 +222,18 @@ def _symbol_zones(
     return zones, price_view
 
 
-def snapshot_span(row: dict[str, object], cells: pl.DataFrame) -> tuple[object, object]:
-    """First and last candle time of a snapshot: from its ledger row (every snapshot since the
-    ledger kept them), else from its cells' candle times (older rows, whose x named candles)."""
-    first, last = row.get("first_candle_ts"), row.get("last_candle_ts")
-    if first is not None and last is not None:
-        return first, last
-    return cells["candle_ts"].min(), cells["candle_ts"].max()
-
-
 def _view(
-    row: dict[str, object], cells: pl.DataFrame, candles: pl.DataFrame, params: ClusterParams
+    row: dict[str, object], levels: pl.DataFrame, candles: pl.DataFrame, params: ClusterParams
 ) -> SnapshotView | None:
-    window = candles.filter(pl.col("ts").is_between(*snapshot_span(row, cells)))
+    span = (row["first_candle_ts"], row["last_candle_ts"])
+    if None in span:
+        return None
+    window = candles.filter(pl.col("ts").is_between(*span))
     if window.height == 0:
         return None
     high, low, close = (window[c].to_numpy() for c in ("high", "low", "close"))
     atr_value = atr(high, low, close)
-    profile = snapshot_profile(cells)
+    profile = snapshot_profile(levels)
     view = SnapshotView(
         snapshot_id=str(row["snapshot_id"]),
         fetched_at=row["fetched_at"],  # type: ignore[arg-type]

@@ -1,14 +1,15 @@
-"""Price-level profiles of one heatmap snapshot.
+"""Price-level profiles of one heatmap snapshot, on a regular price grid.
 
-A heatmap is liquidation USD per (candle, price level). Its profile sums it per price level:
+A heatmap is liquidation USD per (candle, price level). Its profile sums it per price level
+(stored per snapshot in `liquidation_price_levels` when it is loaded):
   - cumulative: over every candle of the snapshot (where liquidations stacked up over the range);
   - live: the latest column only (what is resting right now), by `x_index`, which every
     snapshot has even when its x axis is not a candle index.
 Each is also given as shares of its own total, which makes the opaque CoinGlass models and
 ranges comparable with each other (CoinGlass does not document how they differ).
 
-Cells are sparse (zero levels are omitted), so the price grid is rebuilt from the level step:
-adjacency of levels matters for cluster detection.
+Stored profiles are sparse (levels without cells are omitted), so the price grid is rebuilt
+from the level step: adjacency of levels matters for cluster detection.
 """
 
 from __future__ import annotations
@@ -72,16 +73,15 @@ def level_grid(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return grid, np.clip(index, 0, size - 1)
 
 
-def snapshot_profile(cells: pl.DataFrame) -> LevelProfile:
-    """Profile of one snapshot's cells (columns x_index, price, liq_usd)."""
-    if cells.height == 0:
+def snapshot_profile(levels: pl.DataFrame) -> LevelProfile:
+    """The regular-grid profile of one snapshot's stored levels (`price`, `cumulative_usd`,
+    `live_usd`); levels the grid has but the snapshot does not are zero."""
+    if levels.height == 0:
         empty = np.array([], dtype=np.float64)
         return LevelProfile(empty, empty, empty)
-    prices = cells["price"].to_numpy()
-    usd = cells["liq_usd"].to_numpy()
-    grid, index = level_grid(prices)
-    cumulative = np.bincount(index, weights=usd, minlength=len(grid))
-    column = cells["x_index"].to_numpy()
-    latest = column == column.max()
-    live = np.bincount(index[latest], weights=usd[latest], minlength=len(grid))
+    grid, index = level_grid(levels["price"].to_numpy())
+    cumulative = np.bincount(
+        index, weights=levels["cumulative_usd"].to_numpy(), minlength=len(grid)
+    )
+    live = np.bincount(index, weights=levels["live_usd"].to_numpy(), minlength=len(grid))
     return LevelProfile(grid, cumulative, live)

@@ -33,8 +33,10 @@ COLUMNS = (
     "new",
     "unchanged",
     "quarantined",
+    "unavailable",
     "failed",
-    "cells_added",
+    "cells",
+    "levels",
     "coverage",
     "seconds",
 )
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ranges = choose(args.ranges, RANGES, "ranges")
     if args.symbols:
         symbols = tuple(s for s in args.symbols.split(",") if s)
-        settings = replace(settings, universe=replace(settings.universe, symbols=symbols))
+        universe = replace(settings.universe, mode="list", symbols=symbols)
+        settings = replace(settings, universe=universe)
     print(f"helix demo: source = {settings.source.describe()}")
     warehouse = open_configured(settings)
     try:
@@ -76,7 +79,8 @@ def _run(
     started = time.perf_counter()
     members = asyncio.run(_universe(settings))
     warehouse.heatmaps.replace_universe(members)
-    print(f"universe: {len(members)} symbols ({', '.join(m.symbol for m in members)})")
+    shown = ", ".join(m.symbol for m in members[:20]) + (", ..." if len(members) > 20 else "")
+    print(f"universe: {len(members)} symbols ({shown})")
     archive = ParquetArchive(settings.storage.archive)
     quarantine = QuarantineStore(settings.storage.quarantine)
     print(" ".join(f"{c:>11}" for c in COLUMNS))
@@ -96,15 +100,21 @@ def _run(
                 continue
             reports.append(report)
             print(" ".join(f"{v!s:>11}" for v in _row(report)))
-    total_cells = sum(r.stored.cells_added for r in reports)
+    total_cells = sum(r.stored.cells_ingested for r in reports)
+    total_levels = sum(r.stored.levels_added for r in reports)
     print(
         f"\ndone in {time.perf_counter() - started:.1f}s: {len(models) * len(ranges)} model x "
         f"range partitions, {sum(r.stored.snapshots_added for r in reports)} new snapshots, "
         f"{sum(r.unchanged for r in reports)} unchanged, "
         f"{sum(len(r.quarantined) for r in reports)} quarantined, "
-        f"{sum(len(r.failed) for r in reports)} failed, {total_cells:,} cells added"
+        f"{sum(len(r.unavailable) + len(r.skipped_unavailable) for r in reports)} without data "
+        f"at CoinGlass, {sum(len(r.failed) for r in reports)} failed, {total_cells:,} cells archived as "
+        f"{total_levels:,} price-level rows"
     )
-    print(f"warehouse: {warehouse.description}   archive (Model 3 Parquet): {archive.root}")
+    print(
+        f"warehouse: {warehouse.description} (cells kept for: "
+        f"{warehouse.heatmaps.cells.describe()})   archive (every grid, Parquet): {archive.root}"
+    )
     if analytics and not failures:
         _analytics_and_executor(settings, warehouse)
     if settings.source.kind == "sandbox":
@@ -137,8 +147,10 @@ def _row(report: IngestReport) -> tuple[object, ...]:
         report.stored.snapshots_added,
         report.unchanged,
         len(report.quarantined),
+        len(report.unavailable) + len(report.skipped_unavailable),
         len(report.failed),
-        report.stored.cells_added,
+        report.stored.cells_ingested,
+        report.stored.levels_added,
         f"{report.coverage:.0%}",
         f"{report.duration_seconds:.2f}",
     )

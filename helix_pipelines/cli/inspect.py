@@ -40,7 +40,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 def universe(args: argparse.Namespace, settings: Settings) -> int:
     selection = settings.universe
     if args.symbols:
-        selection = replace(selection, symbols=tuple(s for s in args.symbols.split(",") if s))
+        symbols = tuple(s for s in args.symbols.split(",") if s)
+        selection = replace(selection, mode="list", symbols=symbols)
 
     async def run() -> int:
         source = open_source(settings.source)
@@ -49,12 +50,21 @@ def universe(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await source.aclose()
         label = " (SANDBOX)" if source.kind == "sandbox" else ""
-        print(f"{len(resolved.members)} symbols from {source.kind}{label}:")
-        print(", ".join(m.symbol for m in resolved.members))
+        print(f"{len(resolved.members)} symbols ({selection.mode} mode) from {source.kind}{label}:")
+        print(
+            ", ".join(
+                m.symbol + (f" ({m.venue_symbol} x{m.multiplier})" if m.multiplier > 1 else "")
+                for m in resolved.members
+            )
+        )
         if resolved.unsupported:
             print(f"unsupported, left out: {', '.join(resolved.unsupported)}")
         for coin, why in resolved.choices.items():
             print(f"{coin}: {why}")
+        if resolved.single_exchange:
+            print(f"on a single exchange, kept apart: {', '.join(resolved.single_exchange)}")
+        for symbol, why in resolved.excluded.items():
+            print(f"left out {symbol}: {why}")
         return 0
 
     return asyncio.run(run())

@@ -78,7 +78,7 @@ HEATMAP_PATH_PREFIX: dict[str, str] = {
 }
 """Scope -> the CoinGlass path of its heatmaps, up to the model number."""
 
-CELLS_SCHEMA: dict[str, pl.DataType] = {
+SNAPSHOT_KEY_SCHEMA: dict[str, pl.DataType] = {
     "snapshot_id": pl.String(),
     "fetched_at": UTC_TIME,
     "scope": pl.String(),
@@ -86,14 +86,39 @@ CELLS_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "model": pl.Int16(),
     "range": pl.String(),
+}
+"""The columns that say which snapshot a row of cells or price levels belongs to: constant
+within a snapshot, so a snapshot's frames in memory leave them out and the warehouse and the
+archive add them when they write (`keyed`)."""
+
+GRID_SCHEMA: dict[str, pl.DataType] = {
     "candle_ts": UTC_TIME,
     "price": pl.Float64(),
     "liq_usd": pl.Float64(),
     "x_index": pl.Int32(),
 }
-"""One row per heatmap cell. `x_index` is the column as served; `candle_ts` is the start of the
-candle it names, or null for every cell of a snapshot whose x axis runs past its candle list
-(docs/real-apis.md: real Model 3 payloads may; then x is not a candle index and no time is guessed)."""
+"""One snapshot's cells, one row per heatmap cell. `x_index` is the column as served;
+`candle_ts` is the start of the candle it names, or null for every cell of a snapshot whose x
+axis runs past its candle list (docs/real-apis.md: real Model 3 payloads may; then x is not a
+candle index and no time is guessed)."""
+
+CELLS_SCHEMA: dict[str, pl.DataType] = {**SNAPSHOT_KEY_SCHEMA, **GRID_SCHEMA}
+"""`liquidation_data_raw` and the Parquet archive: the grid with its snapshot key."""
+
+PROFILE_SCHEMA: dict[str, pl.DataType] = {
+    "price": pl.Float64(),
+    "cells": pl.Int32(),
+    "cumulative_usd": pl.Float64(),
+    "live_usd": pl.Float64(),
+}
+"""One snapshot's price-level profile, one row per price level that holds at least one cell,
+ascending: how many cells the level has, their USD summed over every column (`cumulative_usd`)
+and in the latest column only (`live_usd`, the highest `x_index`, which every snapshot has even
+where x is no candle index). What the analytics, the checks and Grafana read; a few hundred rows
+where the grid has tens of thousands."""
+
+PRICE_LEVELS_SCHEMA: dict[str, pl.DataType] = {**SNAPSHOT_KEY_SCHEMA, **PROFILE_SCHEMA}
+"""`liquidation_price_levels`: the profile with its snapshot key."""
 
 CANDLES_SCHEMA: dict[str, pl.DataType] = {
     "scope": pl.String(),
@@ -130,6 +155,7 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "first_candle_ts": UTC_TIME,
     "last_candle_ts": UTC_TIME,
     "source_extra": pl.String(),
+    "cells_in_warehouse": pl.Boolean(),
 }
 
 
@@ -146,6 +172,9 @@ class LedgerRow:
     `x_axis`, the unit its candle timestamps came in, the candle span, and `source_extra`, the
     keys of `data` outside the contract as JSON (Model 2's legacy `precision`, `rangeLow`,
     `rangeHigh`, `instrument`).
+
+    `cells_in_warehouse`: whether its cells went to `liquidation_data_raw` as well as to the
+    archive (set by the store, from its `CellsPolicy`).
     """
 
     snapshot_id: str
@@ -169,6 +198,7 @@ class LedgerRow:
     first_candle_ts: datetime | None = None
     last_candle_ts: datetime | None = None
     source_extra: str | None = None
+    cells_in_warehouse: bool | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -178,7 +208,11 @@ class LedgerRow:
 
 
 def empty_cells() -> pl.DataFrame:
-    return pl.DataFrame(schema=CELLS_SCHEMA)
+    return pl.DataFrame(schema=GRID_SCHEMA)
+
+
+def empty_profile() -> pl.DataFrame:
+    return pl.DataFrame(schema=PROFILE_SCHEMA)
 
 
 def empty_candles() -> pl.DataFrame:
@@ -187,11 +221,27 @@ def empty_candles() -> pl.DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class NormalizedSnapshot:
-    """One fetched heatmap: its ledger row and, when loaded, its cells and candles."""
+    """One fetched heatmap: its ledger row and, when loaded, its cells (`GRID_SCHEMA`), its
+    price-level profile (`PROFILE_SCHEMA`) and its candles."""
 
     ledger: LedgerRow
     cells: pl.DataFrame
+    levels: pl.DataFrame
     candles: pl.DataFrame
+
+    def keyed(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """`frame` (the cells or the levels) with this snapshot's key columns in front."""
+        ledger = self.ledger
+        return frame.select(
+            pl.lit(ledger.snapshot_id, pl.String).alias("snapshot_id"),
+            pl.lit(ledger.fetched_at, UTC_TIME).alias("fetched_at"),
+            pl.lit(ledger.scope, pl.String).alias("scope"),
+            pl.lit(ledger.exchange, pl.String).alias("exchange"),
+            pl.lit(ledger.symbol, pl.String).alias("symbol"),
+            pl.lit(ledger.model, pl.Int16).alias("model"),
+            pl.lit(ledger.range, pl.String).alias("range"),
+            pl.all(),
+        )
 
     @property
     def quarantined(self) -> bool:
@@ -204,9 +254,15 @@ class NormalizedSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class UniverseMember:
-    """One symbol the pipeline follows: coin scope (exchange '') or one exchange's pair."""
+    """One symbol the pipeline follows: coin scope (exchange '') or one exchange's pair.
+
+    In the Bybit universe a member also names the perpetual that trades it and its multiplier
+    (`PEPE` is traded as `1000PEPEUSDT`, 1,000 coins a contract); elsewhere they stay empty.
+    """
 
     scope: str
     exchange: str
     symbol: str
     rank: int
+    venue_symbol: str = ""
+    multiplier: int = 1

@@ -16,7 +16,13 @@ from helix_pipelines.analytics.trades import SignalParams
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.defs.heatmaps import LOADED
-from helix_pipelines.defs.resources import RiskResource, SignalBusResource, WarehouseResource
+from helix_pipelines.defs.resources import (
+    ArchiveResource,
+    RiskResource,
+    SignalBusResource,
+    WarehouseResource,
+)
+from helix_pipelines.heatmaps.archive import ArchiveKey, ParquetArchive
 from helix_pipelines.heatmaps.render import render_png
 from helix_pipelines.services.outcomes import refresh_outcomes
 from helix_pipelines.services.signals import SignalsReport, refresh_signals
@@ -93,6 +99,7 @@ def analyze_liquidations(
     context: dg.AssetExecutionContext,
     config: AnalyticsConfig,
     warehouse: WarehouseResource,
+    archive: ArchiveResource,
     risk: RiskResource,
     signal_bus: SignalBusResource,
 ):
@@ -124,7 +131,7 @@ def analyze_liquidations(
             "clusters": result.clusters.height,
             "magnets": int(result.clusters["is_magnet"].sum()),
             "swept": int(result.clusters["is_swept"].sum()),
-            "preview": dg.MetadataValue.md(_previews(report, config)),
+            "preview": dg.MetadataValue.md(_previews(report, config, archive.archive())),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -189,9 +196,9 @@ def _signals_table(signals: list[TradeSignal]) -> str:
     return "\n".join(lines) if signals else "no signal this time"
 
 
-def _previews(report: SignalsReport, config: AnalyticsConfig) -> str:
+def _previews(report: SignalsReport, config: AnalyticsConfig, archive: ParquetArchive) -> str:
     """Heatmap + agreed zones (red: short liquidations above, green: long below) + signal levels
-    (white entry, orange stop, cyan take-profit) for the top symbols."""
+    (white entry, orange stop, cyan take-profit) for the top symbols; grids from the archive."""
     result = report.result
     ranked = [s.symbol for s in result.signals] + list(
         result.zones.sort("consensus_score", descending=True)["symbol"]
@@ -202,7 +209,20 @@ def _previews(report: SignalsReport, config: AnalyticsConfig) -> str:
         view = next((v for v in views if v.range == config.risk_range), views[0] if views else None)
         if view is None:
             continue
-        snap_cells = report.cells.filter(pl.col("snapshot_id") == view.snapshot_id)
+        snap_cells = archive.read(
+            ArchiveKey(
+                view.snapshot_id,
+                view.fetched_at,
+                view.scope,
+                view.exchange,
+                view.symbol,
+                view.model,
+                view.range,
+            )
+        )
+        if snap_cells is None:
+            parts.append(f"**{symbol}**: grid not in the archive at {archive.root}")
+            continue
         snap_candles = report.candles.filter(
             (pl.col("symbol") == symbol)
             & (pl.col("range") == view.range)

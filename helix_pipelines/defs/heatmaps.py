@@ -1,6 +1,6 @@
 """Heatmap ingestion for one model x range of the whole universe, as four assets of one step.
 
-    heatmap_payloads -> normalized_heatmaps -> model3_heatmap_archive
+    heatmap_payloads -> normalized_heatmaps -> heatmap_archive (every grid, Parquet)
                                             -> liquidation_heatmaps (warehouse load, checked)
 
 One step does all four (a `multi_asset`): passing tens of millions of cells between steps would
@@ -16,14 +16,13 @@ from pydantic import Field
 from helix_pipelines.defs.partitions import heatmap_partitions, model_and_range
 from helix_pipelines.defs.resources import ArchiveResource, CoinGlassResource, WarehouseResource
 from helix_pipelines.defs.universe import symbol_universe
-from helix_pipelines.heatmaps.archive import ARCHIVED_MODEL
 from helix_pipelines.heatmaps.render import render_png
 from helix_pipelines.services.ingest import IngestOptions, IngestReport, run_ingest
 from helix_pipelines.warehouse.heatmap_store import QualityReport
 
 PAYLOADS = dg.AssetKey("heatmap_payloads")
 NORMALIZED = dg.AssetKey("normalized_heatmaps")
-ARCHIVE = dg.AssetKey("model3_heatmap_archive")
+ARCHIVE = dg.AssetKey("heatmap_archive")
 LOADED = dg.AssetKey("liquidation_heatmaps")
 CHECK_NON_EMPTY = "heatmaps_non_empty"
 CHECK_COVERAGE = "heatmaps_universe_coverage"
@@ -41,6 +40,13 @@ class HeatmapIngestConfig(dg.Config):
     batch_size: int = Field(default=4, description="Snapshots stored per transaction.")
     batches_in_flight: int = Field(
         default=2, description="Batches loading at once (each on its own connection)."
+    )
+    max_payloads_in_flight: int = Field(
+        default=24,
+        description="Payloads between request and storage at once: fetching waits beyond this.",
+    )
+    max_mb_in_flight: int = Field(
+        default=192, description="Megabytes of payloads between request and storage at once."
     )
     skip_unavailable_hours: float = Field(
         default=24.0,
@@ -81,14 +87,16 @@ def _spec(key: dg.AssetKey, dep: object, kinds: set[str], description: str) -> d
             ARCHIVE,
             NORMALIZED,
             {"parquet"},
-            "Model 3 snapshots as zstd Parquet, hive-partitioned by range and date.",
+            "The full grid of every loaded snapshot (all models) as zstd Parquet, "
+            "hive-partitioned by model, range and date; local or an object store.",
         ),
         _spec(
             LOADED,
             NORMALIZED,
             {"postgres", "duckdb"},
-            "heatmap_snapshots ledger, liquidation_data_raw cells and heatmap_candles in the "
-            "warehouse. Grain: one ledger row per (symbol, payload); idempotent.",
+            "heatmap_snapshots ledger, liquidation_price_levels profiles, heatmap_candles and, "
+            "for the series HELIX_WAREHOUSE_CELLS names, liquidation_data_raw cells. Grain: one "
+            "ledger row per (symbol, payload); idempotent.",
         ),
     ],
     check_specs=[
@@ -108,8 +116,8 @@ def _spec(key: dg.AssetKey, dep: object, kinds: set[str], description: str) -> d
             CHECK_SCHEMA_AND_BOUNDS,
             asset=LOADED,
             blocking=True,
-            description="Stored cells match their ledger rows, prices > 0, "
-            "USD >= 0 and finite, every cell's candle stored.",
+            description="Stored profiles (and kept cells) account for every cell of their "
+            "ledger rows, prices > 0, USD >= 0 and finite, every named candle stored.",
         ),
         dg.AssetCheckSpec(
             CHECK_QUARANTINE, asset=LOADED, description="Warns when payloads were quarantined."
@@ -140,6 +148,8 @@ def ingest_heatmaps_step(
         preview_symbol=config.preview_symbol,
         batch_size=config.batch_size,
         batches_in_flight=config.batches_in_flight,
+        max_payloads_in_flight=config.max_payloads_in_flight,
+        max_bytes_in_flight=config.max_mb_in_flight << 20,
         skip_unavailable_for=timedelta(hours=config.skip_unavailable_hours) or None,
     )
     report = run_ingest(
@@ -227,9 +237,8 @@ def _normalized_metadata(report: IngestReport) -> dict[str, object]:
 def _archive_metadata(report: IngestReport, archive: ArchiveResource) -> dict[str, object]:
     return {
         "archived_files": report.archived_files,
-        "archive_root": str(archive.archive().root),
-        "archived_model": ARCHIVED_MODEL,
-        "note": "only Model 3 is archived" if report.model != ARCHIVED_MODEL else "",
+        "archive_root": archive.archive().root,
+        "cells_archived": report.stored.cells_ingested,
     }
 
 
@@ -241,10 +250,16 @@ def _loaded_metadata(
         "snapshots_new": report.stored.snapshots_added,
         "snapshots_unchanged": report.unchanged,
         "coverage": round(report.coverage, 4),
-        "cells_added": report.stored.cells_added,
+        "price_levels_added": report.stored.levels_added,
+        "cells_ingested": report.stored.cells_ingested,
+        "cells_added_to_warehouse": report.stored.cells_added,
+        "cells_pruned": report.cells_pruned,
         "candles_upserted": report.stored.candles_upserted,
         "cells_checked": quality.cells,
         "duration_seconds": round(report.duration_seconds, 3),
+        "peak_payloads_in_flight": report.in_flight.peak_payloads,
+        "peak_mb_in_flight": round(report.in_flight.peak_bytes / (1 << 20), 1),
+        "fetches_waited_for_storage": report.in_flight.waits,
     }
 
 

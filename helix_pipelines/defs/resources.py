@@ -28,6 +28,8 @@ from helix_pipelines.services.executor import build_executor
 from helix_pipelines.services.settings import ExecutorConfig, Settings
 from helix_pipelines.services.universe import UniverseSelection
 from helix_pipelines.warehouse import Warehouse, open_warehouse
+from helix_pipelines.warehouse.cells_policy import CellsPolicy
+from helix_pipelines.warehouse.duckdb_db import DEFAULT_MEMORY_LIMIT
 from helix_pipelines.warehouse.postgres_db import TimescalePolicies
 
 
@@ -52,9 +54,20 @@ class WarehouseResource(dg.ConfigurableResource):
 
     pg_dsn: str | None = Field(default=None, description="Bound to $HELIX_PG_DSN when it is set.")
     duckdb_path: str = "data/helix.duckdb"
+    duckdb_memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT, description="DuckDB's memory cap; it spills beyond."
+    )
     max_connections: int = Field(default=4, description="PostgreSQL connection pool size.")
+    warehouse_cells: str = Field(
+        default="none",
+        description="Series that also keep their cells in the warehouse (every grid is in the "
+        "archive): none, all, or model/range items like 3/12h,3/24h or 3/*.",
+    )
     cells_retention_days: int | None = Field(
-        default=400, description="TimescaleDB: drop cells older than this (None keeps them)."
+        default=30, description="Drop kept cells older than this (None keeps them)."
+    )
+    levels_retention_days: int | None = Field(
+        default=None, description="TimescaleDB: drop price-level profiles older than this."
     )
     candles_retention_days: int | None = Field(default=None, description="TimescaleDB: as above.")
     compress_after_days: int | None = Field(default=7, description="TimescaleDB: compress older.")
@@ -65,13 +78,15 @@ class WarehouseResource(dg.ConfigurableResource):
         """The configured warehouse, migrated; opened once per resource instance."""
         if self._warehouse is None:
             policies = TimescalePolicies(
-                self.cells_retention_days, self.candles_retention_days, self.compress_after_days
+                self.levels_retention_days, self.candles_retention_days, self.compress_after_days
             )
             self._warehouse = open_warehouse(
                 pg_dsn=self.pg_dsn,
                 duckdb_path=Path(self.duckdb_path),
                 max_connections=self.max_connections,
                 policies=policies,
+                cells=CellsPolicy.parse(self.warehouse_cells, self.cells_retention_days),
+                duckdb_memory_limit=self.duckdb_memory_limit,
             )
         return self._warehouse
 
@@ -82,13 +97,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class ArchiveResource(dg.ConfigurableResource):
-    """The Parquet archive of Model 3 snapshots and the quarantine folder of rejected payloads."""
+    """The Parquet archive of every grid and the quarantine folder of rejected payloads."""
 
-    archive_root: str = "data/archive"
+    archive_root: str = Field(
+        default="data/archive", description="A folder or a URI (s3://bucket/prefix, gs://...)."
+    )
     quarantine_root: str = "data/quarantine"
 
     def archive(self) -> ParquetArchive:
-        return ParquetArchive(Path(self.archive_root))
+        return ParquetArchive(self.archive_root)
 
     def quarantine(self) -> QuarantineStore:
         return QuarantineStore(Path(self.quarantine_root))
@@ -161,13 +178,16 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "warehouse": WarehouseResource(
             pg_dsn=_secret("HELIX_PG_DSN", storage.pg_dsn),
             duckdb_path=str(storage.warehouse_path),
+            duckdb_memory_limit=storage.duckdb_memory_limit,
             max_connections=storage.max_connections,
-            cells_retention_days=storage.policies.cells_retention_days,
+            warehouse_cells=storage.cells.describe(),
+            cells_retention_days=storage.cells.retention_days,
+            levels_retention_days=storage.policies.levels_retention_days,
             candles_retention_days=storage.policies.candles_retention_days,
             compress_after_days=storage.policies.compress_after_days,
         ),
         "archive": ArchiveResource(
-            archive_root=str(storage.archive), quarantine_root=str(storage.quarantine)
+            archive_root=storage.archive, quarantine_root=str(storage.quarantine)
         ),
         "universe": UniverseResource.of(settings.universe),
         "risk": RiskResource.of(settings.risk),

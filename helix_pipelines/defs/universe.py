@@ -25,6 +25,8 @@ def symbol_universe(
 ) -> dg.MaterializeResult:
     """The symbols every heatmap partition fetches; one row per member in `symbol_universe`.
 
+    Bybit mode (the default with a CoinGlass key): every trading Bybit USDT perpetual CoinGlass
+    covers, with its instrument and multiplier; what was left out is listed with the reason.
     Idempotent: the table is replaced with the resolved members on each materialization.
     """
     resolved, source_kind, requests = asyncio.run(_resolve(coinglass, universe))
@@ -37,14 +39,22 @@ def symbol_universe(
     members = ", ".join(
         m.symbol if m.scope == "coin" else f"{m.exchange}:{m.symbol}" for m in resolved.members
     )
+    multiplied = {
+        m.symbol: f"{m.venue_symbol} x{m.multiplier}" for m in resolved.members if m.multiplier > 1
+    }
     return dg.MaterializeResult(
         metadata={
+            "mode": universe.mode,
             "source": source_kind,
             "sandbox": source_kind == "sandbox",
             "members": len(resolved.members),
             "symbols": dg.MetadataValue.md(members[:4000]),
             "unsupported": dg.MetadataValue.json(resolved.unsupported),
             "instrument_choices": dg.MetadataValue.json(resolved.choices),
+            "multiplied_instruments": dg.MetadataValue.json(multiplied),
+            "single_exchange_kept_apart": dg.MetadataValue.json(resolved.single_exchange),
+            "left_out": len(resolved.excluded),
+            "left_out_with_reason": dg.MetadataValue.json(resolved.excluded),
             "fingerprint": resolved.fingerprint,
             "requests_sent": requests,
         },

@@ -41,6 +41,7 @@ from helix_pipelines.execution.brokers import (
     VenueUnavailable,
 )
 from helix_pipelines.execution.bybit_calls import BybitCalls, MayHaveActed
+from helix_pipelines.execution.bybit_listing import is_tradable_usdt_perpetual
 from helix_pipelines.execution.orders import Instrument, OrderRequest, OrderResult, Position, plain
 
 log = logging.getLogger(__name__)
@@ -157,13 +158,7 @@ class BybitBroker:
         """Every trading USDT linear perpetual, by symbol (all pages, read once)."""
         if self._listing is None:
             rows = self._venue.pages("get_instruments_info", category="linear", limit=1000)
-            self._listing = {
-                r["symbol"]: r
-                for r in rows
-                if r.get("status") == "Trading"
-                and r.get("quoteCoin") == "USDT"
-                and r.get("contractType") == "LinearPerpetual"
-            }
+            self._listing = {r["symbol"]: r for r in rows if is_tradable_usdt_perpetual(r)}
         return self._listing
 
     def _position_idx(self, symbol: str, side: str) -> int:

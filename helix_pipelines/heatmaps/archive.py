@@ -1,50 +1,130 @@
-"""Parquet archive of Model 3 heatmap snapshots.
+"""The Parquet archive: the full grid of every loaded snapshot, all three models.
 
-Layout: `<root>/range=<range>/date=<YYYY-MM-DD>/<scope>_<exchange>_<symbol>_<snapshot_id>.parquet`
-(hive partitioning, zstd). `range` and `date` live in the path only, so DuckDB
-`read_parquet('<root>/**/*.parquet', hive_partitioning=true)` and polars
-`scan_parquet(root, hive_partitioning=True)` both return them as columns.
+The warehouse keeps each snapshot's ledger row, candles and price-level profile; the cells
+themselves (tens of thousands a snapshot) live here, where a cell costs about 6.4 bytes, and in
+the warehouse only where configured.
 
-Idempotent: a file is named by its snapshot id and written once (atomic rename), so archiving the
-same snapshot again is a no-op.
+Layout: `<root>/model=<m>/range=<range>/date=<YYYY-MM-DD>/<scope>_<exchange>_<symbol>_<id>.parquet`
+(hive partitioning). `model`, `range` and `date` live in the path only, so DuckDB
+`read_parquet('<root>/**/*.parquet', hive_partitioning=true)`, polars and pyarrow datasets all
+return them as columns. The root is a local folder or any URI pyarrow's filesystems open
+(`s3://bucket/prefix`, `gs://...`, `file:///...`); credentials come from the environment the
+way pyarrow reads them (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, ...).
+
+Encoding, chosen by measurement at real sizes (docs/performance.md): zstd, dictionary encoding
+for every column but `liq_usd`, byte-stream-split for `liq_usd` (its exponent bytes then
+compress; 6.4 bytes a cell against 7.8 with pyarrow's defaults).
+
+Idempotent: a file is named by its snapshot id and written once (locally through a temporary
+name and a rename; object stores make a PUT visible whole), so archiving a snapshot again is a
+no-op.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-from helix_pipelines.contracts.heatmaps import NormalizedSnapshot
+from helix_pipelines.contracts.heatmaps import CELLS_SCHEMA, LedgerRow, NormalizedSnapshot
 
-ARCHIVED_MODEL = 3
+PARTITION_COLUMNS = ("model", "range")
+"""Key columns the path holds instead of the file."""
+FILE_SCHEMA = {c: t for c, t in CELLS_SCHEMA.items() if c not in PARTITION_COLUMNS}
+_DICTIONARY_COLUMNS = [c for c in FILE_SCHEMA if c != "liq_usd"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveKey:
+    """What names one snapshot's file."""
+
+    snapshot_id: str
+    fetched_at: datetime
+    scope: str
+    exchange: str
+    symbol: str
+    model: int
+    range: str
+
+    @classmethod
+    def of(cls, ledger: LedgerRow) -> ArchiveKey:
+        return cls(
+            ledger.snapshot_id,
+            ledger.fetched_at,
+            ledger.scope,
+            ledger.exchange,
+            ledger.symbol,
+            ledger.model,
+            ledger.range,
+        )
+
+    @property
+    def relative_path(self) -> str:
+        name = f"{self.scope}_{self.exchange or 'all'}_{self.symbol}_{self.snapshot_id}.parquet"
+        day = self.fetched_at.date().isoformat()
+        return f"model={self.model}/range={self.range}/date={day}/{name}"
 
 
 class ParquetArchive:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: str | Path) -> None:
+        self.root = str(root)
+        if "://" in self.root:
+            self._fs, self._base = pafs.FileSystem.from_uri(self.root)
+            self._local = self.root.startswith("file://")
+        else:
+            self._fs, self._base = pafs.LocalFileSystem(), str(Path(self.root).resolve())
+            self._local = True
 
-    def path_for(self, snapshot: NormalizedSnapshot) -> Path:
-        ledger = snapshot.ledger
-        day = ledger.fetched_at.date().isoformat()
-        exchange = ledger.exchange or "all"
-        name = f"{ledger.scope}_{exchange}_{ledger.symbol}_{ledger.snapshot_id}.parquet"
-        return self.root / f"range={ledger.range}" / f"date={day}" / name
+    def path_for(self, key: ArchiveKey) -> str:
+        """The file's path inside the root's filesystem."""
+        return f"{self._base.rstrip('/')}/{key.relative_path}"
 
-    def archive(self, snapshot: NormalizedSnapshot) -> Path | None:
-        """Write one loaded Model 3 snapshot; None when it is not archived or already there."""
-        if snapshot.quarantined or snapshot.ledger.model != ARCHIVED_MODEL:
+    def archive(self, snapshot: NormalizedSnapshot) -> str | None:
+        """Write one loaded snapshot's grid; None when it is not loaded or already there."""
+        if not snapshot.loaded:
             return None
-        path = self.path_for(snapshot)
-        if path.exists():
+        path = self.path_for(ArchiveKey.of(snapshot.ledger))
+        if self._fs.get_file_info(path).type != pafs.FileType.NotFound:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".parquet.{os.getpid()}.partial")
-        snapshot.cells.drop("range").write_parquet(partial, compression="zstd")
-        partial.replace(path)
+        table = snapshot.keyed(snapshot.cells).drop(PARTITION_COLUMNS).to_arrow()
+        self._fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        target = f"{path}.{os.getpid()}.partial" if self._local else path
+        pq.write_table(
+            table,
+            target,
+            filesystem=self._fs,
+            compression="zstd",
+            use_dictionary=_DICTIONARY_COLUMNS,
+            use_byte_stream_split=["liq_usd"],
+        )
+        if target != path:
+            self._fs.move(target, path)
         return path
 
+    def read(self, key: ArchiveKey) -> pl.DataFrame | None:
+        """One snapshot's cells (`FILE_SCHEMA`), or None when it was never archived here."""
+        path = self.path_for(key)
+        if self._fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        frame = pl.DataFrame(pl.from_arrow(pq.read_table(path, filesystem=self._fs)))
+        return frame.cast(FILE_SCHEMA)  # type: ignore[arg-type]
+
     def scan(self) -> pl.LazyFrame:
-        """Every archived cell, with `range` and `date` from the path."""
-        return pl.scan_parquet(self.root / "**" / "*.parquet", hive_partitioning=True)
+        """Every archived cell, with `model`, `range` and `date` from the path."""
+        dataset = ds.dataset(self._base, filesystem=self._fs, format="parquet", partitioning="hive")
+        return pl.scan_pyarrow_dataset(dataset)
+
+    def size_bytes(self) -> int:
+        """Bytes of every file in the archive (for the benchmarks and the metadata)."""
+        selector = pafs.FileSelector(self._base, recursive=True, allow_not_found=True)
+        return sum(
+            info.size or 0
+            for info in self._fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+        )

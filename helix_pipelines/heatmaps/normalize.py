@@ -29,7 +29,7 @@ import polars as pl
 from helix_pipelines.contracts.columns import UTC_TIME
 from helix_pipelines.contracts.heatmaps import (
     CANDLES_SCHEMA,
-    CELLS_SCHEMA,
+    GRID_SCHEMA,
     HeatmapRequest,
     LedgerRow,
     NormalizedSnapshot,
@@ -39,8 +39,10 @@ from helix_pipelines.contracts.heatmaps import (
     XAxis,
     empty_candles,
     empty_cells,
+    empty_profile,
 )
 from helix_pipelines.heatmaps import validate
+from helix_pipelines.heatmaps.profile import price_level_profile
 from helix_pipelines.heatmaps.validate import CANDLE_FIELDS, PayloadValidationError
 
 KEY_SETS: dict[SchemaVariant, tuple[str, str, str]] = {
@@ -80,11 +82,12 @@ def normalize_payload(
         ledger = _ledger(
             request, snapshot_id, sha, fetched_at, status="quarantined", reason=str(rejected)
         )
-        return NormalizedSnapshot(ledger, empty_cells(), empty_candles())
+        return NormalizedSnapshot(ledger, empty_cells(), empty_profile(), empty_candles())
     ledger = _ledger(request, snapshot_id, sha, fetched_at, status="loaded", parsed=parsed)
     return NormalizedSnapshot(
         ledger,
-        _cells_frame(parsed, request, snapshot_id, fetched_at),
+        _cells_frame(parsed),
+        price_level_profile(parsed.levels, parsed.cell_x, parsed.cell_y, parsed.cell_value),
         _candles_frame(parsed, request),
     )
 
@@ -100,7 +103,7 @@ def unavailable_snapshot(
     sha = payload_sha256(raw)
     snapshot_id = snapshot_id_for(request, f"{sha}|unavailable|{fetched_at.isoformat()}")
     ledger = _ledger(request, snapshot_id, sha, fetched_at, status="unavailable", reason=reason)
-    return NormalizedSnapshot(ledger, empty_cells(), empty_candles())
+    return NormalizedSnapshot(ledger, empty_cells(), empty_profile(), empty_candles())
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,29 +265,21 @@ def _utc_series(epoch_us: np.ndarray) -> pl.Series:
     return pl.Series(epoch_us, dtype=pl.Int64).cast(UTC_TIME)
 
 
-def _cells_frame(
-    parsed: _Parsed, request: HeatmapRequest, snapshot_id: str, fetched_at: datetime
-) -> pl.DataFrame:
+def _cells_frame(parsed: _Parsed) -> pl.DataFrame:
+    """The grid without its key columns (`GRID_SCHEMA`): the writers add them, so memory holds
+    four columns per cell, not eleven."""
     if parsed.x_axis == "candles":
         candle_ts = _utc_series(parsed.candle_us[parsed.cell_x])
     else:  # x is no candle index here: no time is guessed for any cell of this snapshot
         candle_ts = pl.Series([None] * len(parsed.cell_x), dtype=UTC_TIME)
-    frame = pl.DataFrame(
+    return pl.DataFrame(
         {
-            "x_index": pl.Series(parsed.cell_x, dtype=pl.Int32),
             "candle_ts": candle_ts,
             "price": parsed.levels[parsed.cell_y],
             "liq_usd": parsed.cell_value,
-        }
-    )
-    return frame.select(
-        pl.lit(snapshot_id, CELLS_SCHEMA["snapshot_id"]).alias("snapshot_id"),
-        pl.lit(fetched_at, UTC_TIME).alias("fetched_at"),
-        *_key_literals(request, with_model=True),
-        "candle_ts",
-        "price",
-        "liq_usd",
-        "x_index",
+            "x_index": pl.Series(parsed.cell_x, dtype=pl.Int32),
+        },
+        schema=GRID_SCHEMA,
     )
 
 
@@ -296,18 +291,15 @@ def _candles_frame(parsed: _Parsed, request: HeatmapRequest) -> pl.DataFrame:
             **{name: ohlcv[:, i] for i, name in enumerate(CANDLE_FIELDS[1:])},
         }
     )
-    return frame.select(*_key_literals(request, with_model=False), *CANDLE_FIELDS).cast(
+    return frame.select(*_key_literals(request), *CANDLE_FIELDS).cast(
         CANDLES_SCHEMA  # type: ignore[arg-type]
     )
 
 
-def _key_literals(request: HeatmapRequest, *, with_model: bool) -> list[pl.Expr]:
-    literals = [
+def _key_literals(request: HeatmapRequest) -> list[pl.Expr]:
+    return [
         pl.lit(request.scope, pl.String).alias("scope"),
         pl.lit(request.exchange, pl.String).alias("exchange"),
         pl.lit(request.symbol, pl.String).alias("symbol"),
+        pl.lit(request.range, pl.String).alias("range"),
     ]
-    if with_model:
-        literals.append(pl.lit(request.model, pl.Int16).alias("model"))
-    literals.append(pl.lit(request.range, pl.String).alias("range"))
-    return literals

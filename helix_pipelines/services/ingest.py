@@ -2,10 +2,12 @@
 
 Plain Python (no Dagster): the heatmap asset, the CLI and the benchmarks all call this.
 
-Grain and idempotency: one call covers one (model, range) for every universe member. Payloads are
-handled in batches; for each batch the ledger is asked first which snapshot ids it already holds,
-and only new payloads are normalized and stored, in one transaction per batch. Re-running with
-unchanged payloads therefore adds no rows. A payload that fails validation is stored as a
+Grain and idempotency: one call covers one (model, range) for every universe member. Every loaded
+snapshot's grid goes to the Parquet archive; the warehouse gets its ledger row, price-level
+profile and candles (and its cells where configured). Payloads are handled in batches; for each
+batch the ledger is asked first which snapshot ids it already holds, and only new payloads are
+normalized and stored, in one transaction per batch. Re-running with unchanged payloads
+therefore adds no rows. A payload that fails validation is stored as a
 quarantined ledger row and its bytes are kept in the quarantine folder; a symbol whose request
 fails is reported and the others go on. Only an authentication/plan error stops the whole run,
 because every other symbol would fail the same way.
@@ -21,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.errors import (
@@ -44,61 +45,11 @@ from helix_pipelines.heatmaps.normalize import (
     unavailable_snapshot,
 )
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
+from helix_pipelines.services.inflight import InFlight
+from helix_pipelines.services.ingest_report import IngestOptions, IngestReport, Quarantined
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Quarantined:
-    label: str
-    reason: str
-    payload_path: Path
-
-
-@dataclass
-class IngestReport:
-    """What one model x range ingest did, for metadata, checks and the CLI."""
-
-    model: int
-    range: str
-    source_kind: str
-    requested: int = 0
-    stored: StoreResult = field(default_factory=StoreResult)
-    unchanged: int = 0
-    quarantined: list[Quarantined] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    unavailable: list[str] = field(default_factory=list)
-    skipped_unavailable: list[str] = field(default_factory=list)
-    x_beyond_candles: list[str] = field(default_factory=list)
-    schema_variants: Counter[str] = field(default_factory=Counter)
-    archived_files: int = 0
-    loaded_snapshot_ids: list[str] = field(default_factory=list)
-    preview: NormalizedSnapshot | None = None
-    duration_seconds: float = 0.0
-    request_stats: dict[str, int] = field(default_factory=dict)
-    """What the run cost against the plan's budget (requests, retries, 429s, ...)."""
-
-    @property
-    def covered(self) -> int:
-        """Members with a usable snapshot now in the warehouse (new or unchanged)."""
-        return len(self.loaded_snapshot_ids)
-
-    @property
-    def expected(self) -> int:
-        """Members that should have data: the universe less keys CoinGlass has none for."""
-        return self.requested - len(self.unavailable) - len(self.skipped_unavailable)
-
-    @property
-    def coverage(self) -> float:
-        if self.expected <= 0:
-            return 1.0 if self.requested else 0.0
-        return self.covered / self.expected
-
-    @property
-    def requests_saved(self) -> int:
-        """Requests not sent for keys known to be unavailable (at least one each)."""
-        return len(self.skipped_unavailable)
 
 
 @dataclass
@@ -106,6 +57,9 @@ class _Fetched:
     request: HeatmapRequest
     raw: bytes
     fetched_at: datetime
+
+
+_Outcome = _Fetched | NormalizedSnapshot | tuple[HeatmapRequest, CoinGlassError]
 
 
 async def ingest_heatmaps(
@@ -116,93 +70,149 @@ async def ingest_heatmaps(
     members: Sequence[UniverseMember],
     model: int,
     range_: str,
+    options: IngestOptions | None = None,
     *,
-    preview_symbol: str | None = None,
-    batch_size: int = 4,
-    batches_in_flight: int = 2,
-    skip_unavailable_for: timedelta | None = timedelta(hours=24),
     clock: Callable[[], datetime] = utc_now,
     logger: logging.Logger = log,
 ) -> IngestReport:
     """Fetch, normalize and store one model x range for `members`; see the module docstring.
 
     `batch_size` snapshots share a transaction; up to `batches_in_flight` batches load on worker
-    threads while fetching and normalizing go on, so the warehouse and Python work in parallel.
-    Small batches keep both busy (bench/end_to_end.py: 4 x 2 was fastest on two cores).
+    threads while fetching and normalizing go on, so the warehouse and Python work in parallel
+    (bench/end_to_end.py: 4 x 2 was fastest on two cores). A fetch starts only while fewer than
+    `max_payloads_in_flight` payloads and `max_bytes_in_flight` of their bytes are between
+    request and storage (`services.inflight`): memory stays flat however large the universe.
     """
+    options = options or IngestOptions()
     started = time.perf_counter()
     report = IngestReport(
         model=model, range=range_, source_kind=source.kind, requested=len(members)
     )
-    requests = _requests_to_send(members, report, store, skip_unavailable_for, clock(), logger)
-    preview_symbol = preview_symbol or (requests[0].symbol if requests else None)
-    pending: list[_Fetched | NormalizedSnapshot] = []
-    done = 0
+    requests = _requests_to_send(
+        members, report, store, options.skip_unavailable_for, clock(), logger
+    )
+    run = _Run(source, store, archive, quarantine, options, report, clock, logger)
+    run.preview_symbol = options.preview_symbol or (requests[0].symbol if requests else None)
+    await run.run(requests)
+    report.cells_pruned = store.prune_cells(clock())
+    report.in_flight = run.inflight.stats
+    report.duration_seconds = time.perf_counter() - started
+    return report
 
-    async def fetch(
-        request: HeatmapRequest,
-    ) -> _Fetched | NormalizedSnapshot | tuple[HeatmapRequest, CoinGlassError]:
+
+class _Run:
+    """The moving parts of one ingest: fetches, the batch being filled, batches storing."""
+
+    def __init__(
+        self,
+        source: HeatmapSource,
+        store: HeatmapStore,
+        archive: ParquetArchive,
+        quarantine: QuarantineStore,
+        options: IngestOptions,
+        report: IngestReport,
+        clock: Callable[[], datetime],
+        logger: logging.Logger,
+    ) -> None:
+        self.source, self.store, self.archive, self.quarantine = source, store, archive, quarantine
+        self.options, self.report, self.clock, self.logger = options, report, clock, logger
+        self.preview_symbol: str | None = None
+        self.inflight = InFlight(options.max_payloads_in_flight, options.max_bytes_in_flight)
+        # Fetches hand their outcome over this queue, not as task results: a finished task
+        # keeps its result while the task is referenced, which would keep every payload alive.
+        self.outcomes: asyncio.Queue[_Outcome | BaseException] = asyncio.Queue()
+        self.storing: deque[tuple[asyncio.Task[tuple[StoreResult, int]], int]] = deque()
+        self.total = 0
+        # Flushing a batch by bytes too keeps a batch of large payloads from holding the whole
+        # byte budget while it waits to fill (no fetch could start, so it never would).
+        self.flush_bytes = options.max_bytes_in_flight // (options.batches_in_flight + 1)
+
+    async def run(self, requests: list[HeatmapRequest]) -> None:
+        self.total = len(requests)
+        tasks = [asyncio.create_task(self.fetch(r)) for r in requests]
+        pending: list[_Fetched | NormalizedSnapshot] = []
         try:
-            raw = await source.fetch_heatmap(request)
-        except CoinGlassAuthError:
-            raise
-        except CoinGlassUnavailableError as exc:
-            return unavailable_snapshot(request, exc.body, clock(), str(exc))
-        except CoinGlassError as exc:
-            return request, exc
-        return _Fetched(request, raw, clock())
+            for done in range(1, len(tasks) + 1):
+                outcome = await self.outcomes.get()
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                _account(outcome, self.report, pending, self.logger)
+                held = sum(len(i.raw) for i in pending if isinstance(i, _Fetched))
+                full = len(pending) >= self.options.batch_size or held >= self.flush_bytes
+                if full or done == len(tasks):
+                    await self.flush(pending, held, done)
+                    pending = []
+            while self.storing:
+                await self.finish_oldest()
+        finally:
+            for task in tasks:
+                task.cancel()
+            if self.storing:
+                await asyncio.wait([task for task, _ in self.storing])
 
-    storing: deque[tuple[asyncio.Task[tuple[StoreResult, int]], int]] = deque()
+    async def fetch(self, request: HeatmapRequest) -> None:
+        await self.inflight.enter()
+        try:
+            outcome: _Outcome | BaseException = await _fetch_one(self.source, request, self.clock)
+        except Exception as exc:  # an auth error (or a bug): the run stops with it
+            outcome = exc
+        if isinstance(outcome, _Fetched):
+            self.inflight.hold(len(outcome.raw))
+        elif not isinstance(outcome, NormalizedSnapshot):
+            self.inflight.release(1, 0)  # nothing to store: its room is free at once
+        self.outcomes.put_nowait(outcome)
 
-    async def finish_oldest() -> None:
+    async def flush(
+        self, pending: list[_Fetched | NormalizedSnapshot], held: int, done: int
+    ) -> None:
+        """Normalize the batch's new payloads and hand it to a worker thread to store; its
+        room in flight is given back once it is stored."""
+        fresh = _prepare_batch(
+            pending, self.report, self.store, self.quarantine, self.preview_symbol, self.logger
+        )
+        while len(self.storing) >= self.options.batches_in_flight:
+            await self.finish_oldest()
+        task = asyncio.create_task(
+            asyncio.to_thread(_store_and_archive, fresh, self.store, self.archive)
+        )
+        count = len(pending)
+        task.add_done_callback(lambda _: self.inflight.release(count, held))
+        self.storing.append((task, done))
+
+    async def finish_oldest(self) -> None:
         """Wait for the oldest batch in the warehouse, account for it, and log progress."""
-        task, stored_through = storing.popleft()
+        task, stored_through = self.storing.popleft()
         result, archived = await task
+        report = self.report
         report.stored = report.stored + result
         report.archived_files += archived
-        logger.info(
+        self.logger.info(
             "m%d %s: %d/%d symbols done (%d new, %d unchanged, %d quarantined, %d failed)",
-            model,
-            range_,
+            report.model,
+            report.range,
             stored_through,
-            len(requests),
+            self.total,
             report.stored.snapshots_added,
             report.unchanged,
             len(report.quarantined),
             len(report.failed),
         )
 
-    tasks = [asyncio.create_task(fetch(r)) for r in requests]
+
+async def _fetch_one(
+    source: HeatmapSource, request: HeatmapRequest, clock: Callable[[], datetime]
+) -> _Outcome:
+    """One request's outcome: a payload, the ledger row of a key without data, or a failure.
+    An auth/plan error propagates: every other symbol would fail the same way."""
     try:
-        for finished in asyncio.as_completed(tasks):
-            done += 1
-            _account(await finished, report, pending, logger)
-            if len(pending) >= batch_size or done == len(tasks):
-                fresh = _prepare_batch(pending, report, store, quarantine, preview_symbol, logger)
-                pending = []
-                # Batches load on worker threads (each its own transaction and connection) while
-                # this loop goes on fetching and normalizing; at most `batches_in_flight` at once.
-                while len(storing) >= batches_in_flight:
-                    await finish_oldest()
-                worker = asyncio.to_thread(_store_and_archive, fresh, store, archive)
-                storing.append((asyncio.create_task(worker), done))
-        while storing:
-            await finish_oldest()
-    finally:
-        for task in tasks:
-            task.cancel()
-        if storing:
-            await asyncio.wait([task for task, _ in storing])
-    report.duration_seconds = time.perf_counter() - started
-    return report
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    preview_symbol: str | None = None
-    batch_size: int = 4
-    batches_in_flight: int = 2
-    skip_unavailable_for: timedelta | None = timedelta(hours=24)
+        raw = await source.fetch_heatmap(request)
+    except CoinGlassUnavailableError as exc:
+        return unavailable_snapshot(request, exc.body, clock(), str(exc))
+    except CoinGlassAuthError:
+        raise
+    except CoinGlassError as exc:
+        return request, exc
+    return _Fetched(request, raw, clock())
 
 
 def run_ingest(
@@ -213,7 +223,7 @@ def run_ingest(
     members: Sequence[UniverseMember],
     model: int,
     range_: str,
-    options: IngestOptions = IngestOptions(),
+    options: IngestOptions | None = None,
     *,
     logger: logging.Logger = log,
 ) -> IngestReport:
@@ -231,10 +241,7 @@ def run_ingest(
                 members,
                 model,
                 range_,
-                preview_symbol=options.preview_symbol,
-                batch_size=options.batch_size,
-                batches_in_flight=options.batches_in_flight,
-                skip_unavailable_for=options.skip_unavailable_for,
+                options,
                 logger=logger,
             )
             report.request_stats = source.stats.as_metadata()
@@ -276,7 +283,7 @@ def _requests_to_send(
 
 
 def _account(
-    outcome: _Fetched | NormalizedSnapshot | tuple[HeatmapRequest, CoinGlassError],
+    outcome: _Outcome,
     report: IngestReport,
     pending: list[_Fetched | NormalizedSnapshot],
     logger: logging.Logger,
@@ -348,7 +355,7 @@ def _prepare_batch(
 def _store_and_archive(
     fresh: list[NormalizedSnapshot], store: HeatmapStore, archive: ParquetArchive
 ) -> tuple[StoreResult, int]:
-    """Store one batch (one transaction), then archive its new Model 3 snapshots."""
+    """Store one batch (one transaction), then archive the grids of its new snapshots."""
     result = store.store_snapshots(fresh)
     archived = sum(archive.archive(snapshot) is not None for snapshot in fresh)
     return result, archived

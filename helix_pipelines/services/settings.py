@@ -8,6 +8,15 @@ the CLI (`Settings.from_env()`), and Dagster's resources (bound in `defs/resourc
   COINGLASS_CAPTURE_DIR  record every real response there, for later replay
   HELIX_DATA_DIR         root of the embedded warehouse, archive and quarantine (default ./data)
   HELIX_PG_DSN           PostgreSQL/TimescaleDB warehouse; unset: the embedded DuckDB file
+  HELIX_ARCHIVE_ROOT     the Parquet archive of every grid: a folder or a URI (s3://bucket/x)
+  HELIX_WAREHOUSE_CELLS  series that also keep their cells in the warehouse: none (default),
+                         all, or model/range items such as 3/12h,3/24h or 3/*
+  HELIX_CELLS_RETENTION_DAYS  how long the warehouse keeps those cells (default 30)
+  HELIX_DUCKDB_MEMORY_LIMIT   the embedded warehouse's memory cap (default 1GB)
+  HELIX_UNIVERSE_MODE    bybit (default with a CoinGlass key: every Bybit USDT perpetual
+                         CoinGlass covers), list (default without), top or all
+  HELIX_UNIVERSE_SYMBOLS the coins of list mode, comma-separated (default BTC,ETH,SOL,XRP,DOGE)
+  HELIX_BYBIT_MARKET_URL Bybit's public REST endpoint for the bybit universe (default mainnet)
   HELIX_REDIS_URL        Redis for the trade-signal stream; unset: signals are stored only
   HELIX_EXECUTOR_MODE    paper (default), testnet, demo or live (live also needs
                          HELIX_EXECUTOR_LIVE_CONFIRM); BYBIT_API_KEY / BYBIT_API_SECRET for Bybit
@@ -31,10 +40,13 @@ from typing import TypeVar
 from helix_pipelines.analytics.risk import RiskLimits
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
 from helix_pipelines.coinglass.settings import SourceSettings
+from helix_pipelines.execution.bybit_listing import MAINNET
 from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.settings import ExecutorSettings, gate
-from helix_pipelines.services.universe import UniverseSelection
+from helix_pipelines.services.universe import DEFAULT_SYMBOLS, MODES, UniverseSelection
 from helix_pipelines.warehouse import Warehouse, open_warehouse
+from helix_pipelines.warehouse.cells_policy import CellsPolicy
+from helix_pipelines.warehouse.duckdb_db import DEFAULT_MEMORY_LIMIT
 from helix_pipelines.warehouse.postgres_db import TimescalePolicies
 
 T = TypeVar("T")
@@ -42,14 +54,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where data lives: PostgreSQL when `pg_dsn` is set, else DuckDB under `data_dir`."""
+    """Where data lives: PostgreSQL when `pg_dsn` is set, else DuckDB under `data_dir`; every
+    grid in the archive (a folder under `data_dir` unless `archive_root` names one or a URI)."""
 
     data_dir: Path = Path("data")
     pg_dsn: str | None = None
     duckdb_path: Path | None = None
-    archive_root: Path | None = None
+    archive_root: str | None = None
     quarantine_root: Path | None = None
     max_connections: int = 4
+    cells: CellsPolicy = field(default_factory=CellsPolicy)
+    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
     policies: TimescalePolicies = field(default_factory=TimescalePolicies)
 
     @property
@@ -57,8 +72,8 @@ class StorageSettings:
         return self.duckdb_path or self.data_dir / "helix.duckdb"
 
     @property
-    def archive(self) -> Path:
-        return self.archive_root or self.data_dir / "archive"
+    def archive(self) -> str:
+        return self.archive_root or str(self.data_dir / "archive")
 
     @property
     def quarantine(self) -> Path:
@@ -114,8 +129,16 @@ class Settings:
                 capture_dir=Path(capture) if capture else None,
             ),
             storage=StorageSettings(
-                data_dir=Path(get("HELIX_DATA_DIR") or "data"), pg_dsn=get("HELIX_PG_DSN")
+                data_dir=Path(get("HELIX_DATA_DIR") or "data"),
+                pg_dsn=get("HELIX_PG_DSN"),
+                archive_root=get("HELIX_ARCHIVE_ROOT"),
+                cells=CellsPolicy.parse(
+                    get("HELIX_WAREHOUSE_CELLS"),
+                    _days(get("HELIX_CELLS_RETENTION_DAYS"), "HELIX_CELLS_RETENTION_DAYS", 30),
+                ),
+                duckdb_memory_limit=get("HELIX_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
             ),
+            universe=_universe(get, has_key=bool(get("COINGLASS_API_KEY"))),
             risk=tuned(RiskLimits(), "HELIX_RISK_", get),
             executor=ExecutorConfig(
                 mode=(get("HELIX_EXECUTOR_MODE") or "paper").lower(),
@@ -176,6 +199,33 @@ def tuned(
         raise ValueError(f"{prefix}*: {exc}") from None
 
 
+def _universe(get: Callable[[str], str | None], *, has_key: bool) -> UniverseSelection:
+    """The real job's universe (every Bybit perpetual) whenever real data is fetched; the five
+    demo coins on the sandbox or a replay, where a 430-coin sweep would only be synthetic."""
+    mode = (get("HELIX_UNIVERSE_MODE") or ("bybit" if has_key else "list")).lower()
+    if mode not in MODES:
+        raise ValueError(f"HELIX_UNIVERSE_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+    symbols = get("HELIX_UNIVERSE_SYMBOLS")
+    return UniverseSelection(
+        mode=mode,  # type: ignore[arg-type]
+        symbols=tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
+        if symbols
+        else DEFAULT_SYMBOLS,
+        bybit_endpoint=get("HELIX_BYBIT_MARKET_URL") or MAINNET,
+    )
+
+
+def _days(raw: str | None, name: str, default: int | None) -> int | None:
+    """A number of days; `none` (or `0`) for no limit."""
+    if raw is None:
+        return default
+    if raw.lower() in ("none", "0"):
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a whole number of days or 'none', got {raw!r}")
+    return int(raw)
+
+
 def _leverage(raw: str | None) -> int:
     if raw is None:
         return 1
@@ -192,4 +242,6 @@ def open_configured(settings: Settings) -> Warehouse:
         duckdb_path=storage.warehouse_path,
         max_connections=storage.max_connections,
         policies=storage.policies,
+        cells=storage.cells,
+        duckdb_memory_limit=storage.duckdb_memory_limit,
     )

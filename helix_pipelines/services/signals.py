@@ -35,7 +35,6 @@ class SignalsReport:
     """What one refresh computed, kept, withheld and published."""
 
     result: AnalyticsResult
-    cells: pl.DataFrame
     candles: pl.DataFrame
     tradable: list[TradeSignal]
     new: list[TradeSignal]
@@ -62,11 +61,10 @@ def refresh_signals(
     latest = warehouse.heatmaps.latest_snapshots(2)
     if latest.height == 0:
         return None
-    cells = warehouse.heatmaps.snapshot_cells(latest["snapshot_id"].to_list())
     candles = warehouse.heatmaps.candles_since(latest["fetched_at"].min() - CANDLE_LOOKBACK)
     result = analyze(
         latest,
-        cells,
+        warehouse.heatmaps.snapshot_levels,
         candles,
         now=now,
         limits=limits,
@@ -79,7 +77,7 @@ def refresh_signals(
     known = warehouse.analytics.existing_signal_ids([s.signal_id for s in tradable])
     new = [s for s in tradable if s.signal_id not in known]
     warehouse.analytics.save_signals(new)
-    report = SignalsReport(result, cells, candles, tradable, new, risk, cluster_violations(result))
+    report = SignalsReport(result, candles, tradable, new, risk, cluster_violations(result))
     if risk:
         log.error("signals withheld, risk caps broken: %s", risk)
     if publisher is None:

@@ -1,22 +1,36 @@
 """Resolve the symbol universe: which coins (or one exchange's pairs) the pipeline follows.
 
 Modes: `list` (explicit symbols), `top` (the first N in CoinGlass's supported-coins order, which
-CoinGlass ranks by market relevance) and `all` (everything supported). Symbols the source does
-not support are reported, not silently fetched forever.
+CoinGlass ranks by market relevance), `all` (everything supported) and `bybit` (the default
+whenever a CoinGlass key is set): every USDT perpetual trading on Bybit that CoinGlass covers,
+from Bybit's public instrument list intersected with CoinGlass's supported coins, multiplier
+names mapped (`1000PEPEUSDT` -> `PEPE`, kept with its multiplier). In that mode a coin CoinGlass
+lists on a single exchange only is flagged and kept apart (its aggregated heatmap is one venue's
+book, not the market's), and every Bybit instrument left out is listed with the reason.
+Symbols the source does not support are reported, not silently fetched forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from helix_pipelines.coinglass.source import HeatmapSource
 from helix_pipelines.contracts.heatmaps import UniverseMember
+from helix_pipelines.contracts.instruments import map_to_coins, split_multiplier
+from helix_pipelines.execution.bybit_listing import (
+    MAINNET,
+    BybitInstrumentListing,
+    is_tradable_usdt_perpetual,
+    why_not_tradable,
+)
 
-UniverseMode = Literal["list", "top", "all"]
+UniverseMode = Literal["list", "top", "all", "bybit"]
+MODES = ("list", "top", "all", "bybit")
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE")
 
 
@@ -30,6 +44,14 @@ class UniverseSelection:
     scope: Literal["coin", "pair"] = "coin"
     exchange: str = "Binance"
     quote: str = "USDT"
+    bybit_endpoint: str = MAINNET
+    include_single_exchange: bool = False
+
+
+class InstrumentListing(Protocol):
+    """Bybit's linear instruments, every page (`execution.bybit_listing` in production)."""
+
+    def linear_instruments(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +60,20 @@ class ResolvedUniverse:
     unsupported: list[str]
     choices: dict[str, str] = field(default_factory=dict)
     """Pair scope: base asset -> which instrument was chosen over which (several share it)."""
+    excluded: dict[str, str] = field(default_factory=dict)
+    """Bybit mode: instrument -> why it is not a member (not a USDT perpetual, not trading,
+    unknown to CoinGlass, or its coin is traded by another instrument)."""
+    single_exchange: list[str] = field(default_factory=list)
+    """Bybit mode: coins CoinGlass lists on one exchange only, kept apart."""
 
     @property
     def fingerprint(self) -> str:
         """Stable hash of the members: equal universes have equal fingerprints."""
-        text = "\n".join(f"{m.scope}|{m.exchange}|{m.symbol}" for m in self.members)
+        text = "\n".join(
+            f"{m.scope}|{m.exchange}|{m.symbol}"
+            + (f"|{m.venue_symbol}|{m.multiplier}" if m.venue_symbol else "")
+            for m in self.members
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -50,10 +81,20 @@ class UniverseError(ValueError):
     """The selection yields no symbol at all, or is itself invalid."""
 
 
-async def resolve_universe(source: HeatmapSource, selection: UniverseSelection) -> ResolvedUniverse:
-    """Ask the source what it supports and apply the selection to it."""
-    if selection.mode not in ("list", "top", "all"):
-        raise UniverseError(f"universe mode must be list, top or all, got {selection.mode!r}")
+async def resolve_universe(
+    source: HeatmapSource,
+    selection: UniverseSelection,
+    listing: InstrumentListing | None = None,
+) -> ResolvedUniverse:
+    """Ask the source what it supports and apply the selection to it (Bybit mode: against
+    `listing`, Bybit's public one at `selection.bybit_endpoint` unless given)."""
+    if selection.mode not in MODES:
+        raise UniverseError(
+            f"universe mode must be one of {', '.join(MODES)}, got {selection.mode!r}"
+        )
+    if selection.mode == "bybit":
+        listing = listing or BybitInstrumentListing(selection.bybit_endpoint)
+        return await _bybit_universe(source, listing, selection.include_single_exchange)
     if selection.mode == "top" and selection.top_n < 1:
         raise UniverseError(f"top_n must be at least 1, got {selection.top_n}")
     coins = await source.supported_coins()
@@ -131,3 +172,47 @@ def _wanted(
         return [s.strip().upper() for s in selection.symbols if s.strip()]
     ranked = [coin for coin in coins if coin in available]
     return ranked[: selection.top_n] if selection.mode == "top" else ranked
+
+
+async def _bybit_universe(
+    source: HeatmapSource, listing: InstrumentListing, include_single_exchange: bool
+) -> ResolvedUniverse:
+    coins = await source.supported_coins()
+    venues = _exchanges_per_coin(await source.supported_exchange_pairs())
+    rows = await asyncio.to_thread(listing.linear_instruments)
+    excluded = {r["symbol"]: why_not_tradable(r) for r in rows if not is_tradable_usdt_perpetual(r)}
+    tradable = [(r["symbol"], r["baseCoin"]) for r in rows if is_tradable_usdt_perpetual(r)]
+    mapped, unmapped = map_to_coins(tradable, set(coins))
+    excluded.update(unmapped)
+    order = {coin: i for i, coin in enumerate(coins)}
+    single = sorted(c for c in mapped if venues.get(c, 0) <= 1)
+    kept = [c for c in mapped if include_single_exchange or c not in single]
+    if not kept:
+        raise UniverseError(
+            f"none of Bybit's {len(rows)} linear instruments is a trading USDT perpetual that "
+            "CoinGlass covers on more than one exchange"
+        )
+    members = [
+        UniverseMember("coin", "", coin, rank, mapped[coin].symbol, mapped[coin].multiplier)
+        for rank, coin in enumerate(sorted(kept, key=order.__getitem__), start=1)
+    ]
+    if not include_single_exchange:
+        excluded.update(
+            {
+                mapped[c].symbol: f"CoinGlass lists {c} on a single exchange: kept apart"
+                for c in single
+            }
+        )
+    return ResolvedUniverse(members, [], {}, dict(sorted(excluded.items())), single)
+
+
+def _exchanges_per_coin(pairs: Mapping[str, Sequence[Mapping[str, str]]]) -> dict[str, int]:
+    """coin -> how many exchanges CoinGlass lists a pair of it on (multiplied bases count for
+    their coin too: Binance's 1000PEPE is PEPE)."""
+    seen: dict[str, set[str]] = {}
+    for exchange, listed in pairs.items():
+        for pair in listed:
+            base = pair.get("base_asset") or ""
+            for coin in {base, split_multiplier(base)[0]}:
+                seen.setdefault(coin, set()).add(exchange)
+    return {coin: len(exchanges) for coin, exchanges in seen.items()}

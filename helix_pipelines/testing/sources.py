@@ -14,9 +14,15 @@ Served = bytes | CoinGlassError | Callable[[HeatmapRequest], bytes]
 class ScriptedSource:
     kind: SourceKind = "replay"
 
-    def __init__(self, by_symbol: dict[str, Served], coins: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        by_symbol: dict[str, Served],
+        coins: list[str] | None = None,
+        exchange_pairs: dict[str, list[dict[str, str]]] | None = None,
+    ) -> None:
         self.by_symbol = by_symbol
         self.coins = coins if coins is not None else list(by_symbol)
+        self.exchange_pairs = exchange_pairs
         self.stats = SourceStats()
         self.served: dict[str, bytes] = {}
 
@@ -33,6 +39,9 @@ class ScriptedSource:
         return self.coins
 
     async def supported_exchange_pairs(self) -> dict[str, list[dict[str, str]]]:
+        """The pairs given, else every coin on Binance (and only there)."""
+        if self.exchange_pairs is not None:
+            return self.exchange_pairs
         return {
             "Binance": [
                 {"instrument_id": f"{c}USDT", "base_asset": c, "quote_asset": "USDT"}

@@ -7,25 +7,37 @@ from pathlib import Path
 
 import polars as pl
 
-from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA, CELLS_SCHEMA, LEDGER_SCHEMA
+from helix_pipelines.contracts.heatmaps import (
+    CANDLES_SCHEMA,
+    CELLS_SCHEMA,
+    LEDGER_SCHEMA,
+    PRICE_LEVELS_SCHEMA,
+)
 from helix_pipelines.contracts.tables import TABLES
 from helix_pipelines.warehouse import Warehouse, open_warehouse
+from helix_pipelines.warehouse.cells_policy import CellsPolicy
+
+KEEP_ALL_CELLS = CellsPolicy.parse("all", retention_days=None)
+"""For tests that inspect the cells in the warehouse: every series keeps them, for ever."""
 
 SCHEMAS = {
     **{table: schema for table, (schema, _) in TABLES.items()},
     "heatmap_snapshots": LEDGER_SCHEMA,
     "liquidation_data_raw": CELLS_SCHEMA,
+    "liquidation_price_levels": PRICE_LEVELS_SCHEMA,
     "heatmap_candles": CANDLES_SCHEMA,
 }
 
 
-def duckdb_warehouse(path: Path) -> Warehouse:
-    return open_warehouse(pg_dsn=None, duckdb_path=path)
+def duckdb_warehouse(path: Path, cells: CellsPolicy | None = None) -> Warehouse:
+    return open_warehouse(pg_dsn=None, duckdb_path=path, cells=cells)
 
 
-def postgres_warehouse(dsn: str, max_connections: int = 4) -> Warehouse:
+def postgres_warehouse(
+    dsn: str, max_connections: int = 4, cells: CellsPolicy | None = None
+) -> Warehouse:
     return open_warehouse(
-        pg_dsn=dsn, duckdb_path=Path("unused.duckdb"), max_connections=max_connections
+        pg_dsn=dsn, duckdb_path=Path("unused.duckdb"), max_connections=max_connections, cells=cells
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helix_pipelines.warehouse.analytics_store import AnalyticsStore
+from helix_pipelines.warehouse.cells_policy import CellsPolicy
 from helix_pipelines.warehouse.database import Database
 from helix_pipelines.warehouse.duckdb_db import DuckDBDatabase
 from helix_pipelines.warehouse.execution_store import WarehouseExecutorStore, WarehousePaperBook
@@ -25,8 +26,8 @@ class Warehouse:
     analytics: AnalyticsStore
 
     @classmethod
-    def on(cls, database: Database) -> Warehouse:
-        return cls(database, HeatmapStore(database), AnalyticsStore(database))
+    def on(cls, database: Database, cells: CellsPolicy | None = None) -> Warehouse:
+        return cls(database, HeatmapStore(database, cells), AnalyticsStore(database))
 
     @property
     def description(self) -> str:
@@ -49,12 +50,21 @@ def open_warehouse(
     duckdb_path: Path,
     max_connections: int = 4,
     policies: TimescalePolicies | None = None,
+    cells: CellsPolicy | None = None,
+    duckdb_memory_limit: str | None = None,
 ) -> Warehouse:
-    """PostgreSQL when a DSN is given, else the DuckDB file; migrations applied."""
+    """PostgreSQL when a DSN is given, else the DuckDB file; migrations applied. `cells` says
+    which series keep their cells in the warehouse; its retention is TimescaleDB's too."""
+    cells = cells or CellsPolicy()
     database: Database = (
-        PostgresDatabase(pg_dsn, max_connections=max_connections, policies=policies)
+        PostgresDatabase(
+            pg_dsn,
+            max_connections=max_connections,
+            policies=policies,
+            cells_retention_days=cells.retention_days,
+        )
         if pg_dsn
-        else DuckDBDatabase(duckdb_path)
+        else DuckDBDatabase(duckdb_path, memory_limit=duckdb_memory_limit)
     )
     database.migrate()
-    return Warehouse.on(database)
+    return Warehouse.on(database, cells)

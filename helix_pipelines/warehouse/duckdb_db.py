@@ -23,6 +23,9 @@ from helix_pipelines.warehouse.database import Dialect, quoted
 from helix_pipelines.warehouse.migrations import MigrationResult, apply_migrations
 
 _LOCK_WAIT_SECONDS = 60.0
+DEFAULT_MEMORY_LIMIT = "1GB"
+"""DuckDB's own cap (its default is 80 % of RAM): the embedded warehouse shares the machine with
+the pipeline, and past the cap DuckDB spills to disk instead of growing."""
 _WRITE_LOCKS: dict[Path, threading.RLock] = {}
 _THREAD_LOCKS: dict[Path, threading.RLock] = {}
 
@@ -69,9 +72,11 @@ class DuckDBDatabase:
 
     dialect: Dialect = "duckdb"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, memory_limit: str | None = None) -> None:
         self.path = path
         self.description = f"duckdb: {path}"
+        # One configuration per file and process: DuckDB refuses a second one.
+        self._config = {"memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT}
         self._held = threading.local()
         self._write_lock = _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
 
@@ -130,7 +135,7 @@ class DuckDBDatabase:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), config=self._config)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:

@@ -1,29 +1,33 @@
-"""The heatmap repository: the snapshot ledger, cells, candles and the symbol universe.
+"""The heatmap repository: the snapshot ledger, price-level profiles, cells, candles and the
+symbol universe.
 
 Grain: one ledger row per fetched payload (its id is the key and the payload's hash, so an
-unchanged payload is stored once), one row per cell, one candle per key and time (upserted:
-candles are the market's, shared by the three models). A batch of snapshots is one
-transaction: the ledger insert decides (`ON CONFLICT DO NOTHING RETURNING`), so only snapshots
-this transaction added get cells, a replay adds nothing, and two loaders racing on one snapshot
-store it once. Candles are upserted in key order, a lock order every loader shares, so
-concurrent loads of different partitions cannot deadlock on shared candles.
+unchanged payload is stored once), one profile row per price level that holds cells, one row
+per cell only for the series the `CellsPolicy` keeps (the archive has every grid), one candle
+per key and time (upserted: candles are the market's, shared by the three models). A batch of
+snapshots is one transaction: the ledger insert decides (`ON CONFLICT DO NOTHING RETURNING`), so
+only snapshots this transaction added get profiles and cells, a replay adds nothing, and two
+loaders racing on one snapshot store it once. Candles are upserted in key order, a lock order
+every loader shares, so concurrent loads of different partitions cannot deadlock on shared
+candles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import astuple, dataclass, fields, replace
+from datetime import datetime, timedelta
 
 import polars as pl
 
 from helix_pipelines.contracts.heatmaps import (
     CANDLES_SCHEMA,
-    CELLS_SCHEMA,
     LEDGER_SCHEMA,
+    PROFILE_SCHEMA,
     NormalizedSnapshot,
     UniverseMember,
 )
+from helix_pipelines.warehouse.cells_policy import CellsPolicy
 from helix_pipelines.warehouse.database import Database, non_finite, quoted
 
 _LEDGER = quoted(list(LEDGER_SCHEMA))
@@ -50,7 +54,10 @@ SELECT scope, exchange, symbol FROM (
 ) newest
 WHERE r = 1 AND status = 'unavailable'
 """
-SELECT_UNIVERSE = "SELECT scope, exchange, symbol, rank FROM symbol_universe ORDER BY rank"
+SELECT_UNIVERSE = (
+    "SELECT scope, exchange, symbol, rank, venue_symbol, multiplier FROM symbol_universe "
+    "ORDER BY rank"
+)
 LEDGER_SUMMARY = """
 SELECT model, "range",
        count(*) FILTER (WHERE status = 'loaded') AS loaded,
@@ -74,14 +81,16 @@ WHERE recency <= ?
 ORDER BY symbol, model, "range", recency
 """
 # The fetched_at bounds let PostgreSQL's BRIN index find a snapshot's rows; snapshot_id then
-# picks them (DuckDB scans the column either way).
-SNAPSHOT_CELLS = """
-SELECT c.snapshot_id, c.x_index, c.candle_ts, c.price, c.liq_usd
-FROM liquidation_data_raw c
-WHERE c.snapshot_id = ANY(?)
-  AND c.fetched_at BETWEEN (SELECT min(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(?))
+# picks them (DuckDB skips row groups by the same bounds).
+SNAPSHOT_LEVELS = """
+SELECT l.snapshot_id, l.price, l.cells, l.cumulative_usd, l.live_usd
+FROM liquidation_price_levels l
+WHERE l.snapshot_id = ANY(?)
+  AND l.fetched_at BETWEEN (SELECT min(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(?))
                        AND (SELECT max(fetched_at) FROM heatmap_snapshots WHERE snapshot_id = ANY(?))
+ORDER BY l.snapshot_id, l.price
 """
+PRUNE_CELLS = "DELETE FROM liquidation_data_raw WHERE fetched_at < ?"
 CANDLES_SINCE = f"""
 SELECT {_CANDLES} FROM heatmap_candles WHERE ts >= ?
 ORDER BY scope, exchange, symbol, "range", ts
@@ -100,9 +109,7 @@ LATEST_SNAPSHOTS_SCHEMA: dict[str, pl.DataType] = {
     **{c: LEDGER_SCHEMA[c] for c in _LATEST.split()},
     "recency": pl.Int64(),
 }
-SNAPSHOT_CELLS_SCHEMA: dict[str, pl.DataType] = {
-    c: CELLS_SCHEMA[c] for c in ("snapshot_id", "x_index", "candle_ts", "price", "liq_usd")
-}
+SNAPSHOT_LEVELS_SCHEMA: dict[str, pl.DataType] = {"snapshot_id": pl.String(), **PROFILE_SCHEMA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,9 @@ class StoreResult:
     snapshots_added: int = 0
     quarantined_added: int = 0
     unavailable_added: int = 0
-    cells_added: int = 0
+    cells_ingested: int = 0  # cells of the snapshots added (archived, profiled)
+    cells_added: int = 0  # of those, rows added to liquidation_data_raw (`CellsPolicy`)
+    levels_added: int = 0
     candles_upserted: int = 0
     already_known: int = 0
 
@@ -125,11 +134,11 @@ class QualityReport:
     """Integrity of the stored cells of the given loaded snapshots (all zero when sound)."""
 
     snapshots: int
-    cells: int
-    cell_count_mismatch: int  # snapshots whose stored cells differ from the ledger's n_cells
+    cells: int  # the cells the checked snapshots' profiles account for
+    cell_count_mismatch: int  # snapshots whose profile (or kept cells) disagree with n_cells
     non_positive_price: int
     negative_or_nan_usd: int
-    candle_ts_without_candle: int
+    candle_ts_without_candle: int  # a candle the span or a kept cell names is not stored
 
     @property
     def violations(self) -> int:
@@ -150,17 +159,19 @@ def unique_snapshots(snapshots: Sequence[NormalizedSnapshot]) -> list[Normalized
 
 
 class HeatmapStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, cells: CellsPolicy | None = None) -> None:
         self.db = database
+        self.cells = cells or CellsPolicy()
 
     def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
-        """Store a batch in one transaction: ledger rows, cells, candles (upserted).
+        """Store a batch in one transaction: ledger rows, profiles, the cells the policy keeps,
+        candles (upserted).
 
         Snapshots already in the ledger are skipped, so re-storing a batch adds no rows.
         """
         if not snapshots:
             return StoreResult()
-        unique = unique_snapshots(snapshots)
+        unique = [self._with_cells_flag(s) for s in unique_snapshots(snapshots)]
         with self.db.transaction() as tx:
             tx.stage(
                 "new_ledger",
@@ -170,8 +181,11 @@ class HeatmapStore:
             inserted = {row[0] for row in tx.rows(INSERT_LEDGER)}
             fresh = [s for s in unique if s.ledger.snapshot_id in inserted]
             loaded = [s for s in fresh if s.loaded]
-            for snapshot in loaded:
-                tx.append("liquidation_data_raw", snapshot.cells)
+            if loaded:
+                tx.append("liquidation_price_levels", pl.concat(s.keyed(s.levels) for s in loaded))
+            kept = [s for s in loaded if s.ledger.cells_in_warehouse]
+            for snapshot in kept:
+                tx.append("liquidation_data_raw", snapshot.keyed(snapshot.cells))
             candles = 0
             if loaded:
                 new_candles = pl.concat([s.candles for s in loaded]).unique(
@@ -183,10 +197,26 @@ class HeatmapStore:
             snapshots_added=len(loaded),
             quarantined_added=sum(s.quarantined for s in fresh),
             unavailable_added=sum(s.ledger.status == "unavailable" for s in fresh),
-            cells_added=sum(s.cells.height for s in loaded),
+            cells_ingested=sum(s.cells.height for s in loaded),
+            cells_added=sum(s.cells.height for s in kept),
+            levels_added=sum(s.levels.height for s in loaded),
             candles_upserted=candles,
             already_known=len(snapshots) - len(fresh),
         )
+
+    def _with_cells_flag(self, snapshot: NormalizedSnapshot) -> NormalizedSnapshot:
+        if not snapshot.loaded:
+            return snapshot
+        keeps = self.cells.keeps(snapshot.ledger.model, snapshot.ledger.range)
+        return replace(snapshot, ledger=replace(snapshot.ledger, cells_in_warehouse=keeps))
+
+    def prune_cells(self, now: datetime) -> int:
+        """Delete kept cells older than the policy's retention; the rows deleted. (TimescaleDB
+        drops whole chunks by its own retention policy, so this finds nothing there.)"""
+        if self.cells.retention_days is None:
+            return 0
+        with self.db.transaction() as tx:
+            return tx.execute(PRUNE_CELLS, [now - timedelta(days=self.cells.retention_days)])
 
     def known_snapshots(self, snapshot_ids: Sequence[str]) -> dict[str, str]:
         """Status ('loaded'/'quarantined'/'unavailable') of those ids the ledger already holds."""
@@ -203,12 +233,14 @@ class HeatmapStore:
 
     def replace_universe(self, members: Sequence[UniverseMember]) -> None:
         frame = pl.DataFrame(
-            [(m.scope, m.exchange, m.symbol, m.rank) for m in members],
+            [astuple(m) for m in members],
             schema={
                 "scope": pl.String,
                 "exchange": pl.String,
                 "symbol": pl.String,
                 "rank": pl.Int32,
+                "venue_symbol": pl.String,
+                "multiplier": pl.Int32,
             },
             orient="row",
         )
@@ -235,11 +267,12 @@ class HeatmapStore:
         with self.db.connect() as conn:
             return conn.frame(LATEST_SNAPSHOTS, [depth], LATEST_SNAPSHOTS_SCHEMA)
 
-    def snapshot_cells(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
-        """snapshot_id, x_index, candle_ts, price, liq_usd of these snapshots."""
+    def snapshot_levels(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
+        """The price-level profiles of these snapshots (snapshot_id + `PROFILE_SCHEMA`), by
+        snapshot then ascending price."""
         ids = list(snapshot_ids)
         with self.db.connect() as conn:
-            return conn.frame(SNAPSHOT_CELLS, [ids, ids, ids], SNAPSHOT_CELLS_SCHEMA)
+            return conn.frame(SNAPSHOT_LEVELS, [ids, ids, ids], SNAPSHOT_LEVELS_SCHEMA)
 
     def candles_since(self, since: datetime) -> pl.DataFrame:
         """Every stored candle at or after `since` (the candles contract)."""
@@ -254,27 +287,44 @@ class HeatmapStore:
 
 
 def _quality_sql(db: Database) -> str:
+    """One row: snapshots, cells, and each violation count (`QualityReport`'s order)."""
     return f"""
 WITH snaps AS (SELECT DISTINCT unnest(CAST(? AS text[])) AS snapshot_id),
 ledger AS (
-    SELECT s.snapshot_id, s.n_cells, s.fetched_at FROM heatmap_snapshots s
-    JOIN snaps USING (snapshot_id) WHERE s.status = 'loaded'
+    SELECT s.snapshot_id, s.n_cells, s.fetched_at, s.scope, s.exchange, s.symbol, s."range",
+           s.first_candle_ts, s.last_candle_ts, coalesce(s.cells_in_warehouse, false) AS kept
+    FROM heatmap_snapshots s JOIN snaps USING (snapshot_id) WHERE s.status = 'loaded'
+),
+levels AS (
+    SELECT l.* FROM liquidation_price_levels l JOIN ledger USING (snapshot_id)
+    WHERE l.fetched_at BETWEEN (SELECT min(fetched_at) FROM ledger)
+                           AND (SELECT max(fetched_at) FROM ledger)
 ),
 cells AS (
     SELECT c.* FROM liquidation_data_raw c JOIN ledger USING (snapshot_id)
-    WHERE c.fetched_at BETWEEN (SELECT min(fetched_at) FROM ledger)
-                           AND (SELECT max(fetched_at) FROM ledger)
+    WHERE ledger.kept AND c.fetched_at BETWEEN (SELECT min(fetched_at) FROM ledger)
+                                           AND (SELECT max(fetched_at) FROM ledger)
 ),
-counted AS (SELECT snapshot_id, count(*) AS n FROM cells GROUP BY snapshot_id)
+profiled AS (SELECT snapshot_id, sum(cells) AS n FROM levels GROUP BY snapshot_id),
+counted AS (SELECT snapshot_id, count(*) AS n FROM cells GROUP BY snapshot_id),
+span AS (
+    SELECT scope, exchange, symbol, "range", first_candle_ts AS ts FROM ledger
+    UNION SELECT scope, exchange, symbol, "range", last_candle_ts FROM ledger
+    UNION SELECT scope, exchange, symbol, "range", candle_ts FROM cells
+)
 SELECT
     (SELECT count(*) FROM ledger),
-    (SELECT count(*) FROM cells),
-    (SELECT count(*) FROM ledger l LEFT JOIN counted c USING (snapshot_id)
-      WHERE coalesce(c.n, 0) <> l.n_cells),
-    (SELECT count(*) FROM cells WHERE price <= 0 OR {non_finite(db.dialect, "price")}),
-    (SELECT count(*) FROM cells WHERE liq_usd < 0 OR {non_finite(db.dialect, "liq_usd")}),
-    (SELECT count(*) FROM cells c LEFT JOIN heatmap_candles k
+    (SELECT coalesce(sum(cells), 0) FROM levels),
+    (SELECT count(*) FROM ledger l
+       LEFT JOIN profiled p USING (snapshot_id) LEFT JOIN counted c USING (snapshot_id)
+      WHERE coalesce(p.n, 0) <> l.n_cells OR (l.kept AND coalesce(c.n, 0) <> l.n_cells)),
+    (SELECT count(*) FROM levels WHERE price <= 0 OR {non_finite(db.dialect, "price")})
+      + (SELECT count(*) FROM cells WHERE price <= 0 OR {non_finite(db.dialect, "price")}),
+    (SELECT count(*) FROM levels WHERE cumulative_usd < 0 OR live_usd < 0
+        OR {non_finite(db.dialect, "cumulative_usd")} OR {non_finite(db.dialect, "live_usd")})
+      + (SELECT count(*) FROM cells WHERE liq_usd < 0 OR {non_finite(db.dialect, "liq_usd")}),
+    (SELECT count(*) FROM span c LEFT JOIN heatmap_candles k
        ON k.scope = c.scope AND k.exchange = c.exchange AND k.symbol = c.symbol
-      AND k."range" = c."range" AND k.ts = c.candle_ts
-      WHERE c.candle_ts IS NOT NULL AND k.ts IS NULL)
+      AND k."range" = c."range" AND k.ts = c.ts
+      WHERE c.ts IS NOT NULL AND k.ts IS NULL)
 """  # noqa: S608 - fragments are constants of this module

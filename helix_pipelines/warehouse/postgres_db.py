@@ -54,9 +54,11 @@ class WarehouseConnectionError(ConnectionError):
 
 @dataclass(frozen=True, slots=True)
 class TimescalePolicies:
-    """Retention and compression ages in days (None: no such policy). TimescaleDB only."""
+    """Retention and compression ages in days (None: no such policy). TimescaleDB only. The
+    cells' retention is the `CellsPolicy`'s (one number for every backend): the database gets
+    it as `cells_retention_days`."""
 
-    cells_retention_days: int | None = 400
+    levels_retention_days: int | None = None
     candles_retention_days: int | None = None
     compress_after_days: int | None = 7
 
@@ -141,10 +143,12 @@ class PostgresDatabase:
         *,
         max_connections: int = 4,
         policies: TimescalePolicies | None = None,
+        cells_retention_days: int | None = None,
     ) -> None:
         self.description = f"postgres: {redacted_dsn(dsn)}"
         self._dsn = dsn
         self._policies = policies or TimescalePolicies()
+        self._cells_retention_days = cells_retention_days
         self._probe()
         self._pool = ConnectionPool(
             dsn,
@@ -210,14 +214,16 @@ class PostgresDatabase:
         if not (row and row[0]):
             return
         policies = self._policies
-        for table, days in (
-            ("liquidation_data_raw", policies.cells_retention_days),
-            ("heatmap_candles", policies.candles_retention_days),
-        ):
+        retention = {
+            "liquidation_data_raw": self._cells_retention_days,
+            "liquidation_price_levels": policies.levels_retention_days,
+            "heatmap_candles": policies.candles_retention_days,
+        }
+        for table, days in retention.items():
             conn.execute(REMOVE_RETENTION, (table,))
             if days is not None:
                 conn.execute(ADD_RETENTION, (table, days))
-        for table in ("liquidation_data_raw", "heatmap_candles"):
+        for table in retention:
             conn.execute(REMOVE_COMPRESSION, (table,))
             if policies.compress_after_days is not None:
                 conn.execute(ADD_COMPRESSION, (table, policies.compress_after_days))

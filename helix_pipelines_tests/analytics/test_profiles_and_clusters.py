@@ -19,6 +19,7 @@ from helix_pipelines.analytics.clusters import (
 from helix_pipelines.analytics.consensus import SourcedCluster, build_zones
 from helix_pipelines.analytics.profiles import level_grid, snapshot_profile
 from helix_pipelines.contracts.columns import UTC_TIME
+from helix_pipelines.heatmaps.profile import profile_of_cells
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -42,9 +43,12 @@ def cells(rows: list[tuple[int, float, float]]) -> pl.DataFrame:
 
 
 def test_profile_sums_per_level_and_keeps_the_live_column() -> None:
-    profile = snapshot_profile(
+    levels = profile_of_cells(
         cells([(0, 100.0, 10.0), (1, 100.0, 5.0), (1, 102.0, 20.0), (0, 103.0, 15.0)])
     )
+    # Stored: one row per level with cells.
+    assert levels.rows() == [(100.0, 2, 15.0, 5.0), (102.0, 1, 20.0, 20.0), (103.0, 1, 15.0, 0.0)]
+    profile = snapshot_profile(levels)
     # The level 101 is missing from the cells but exists on the regular axis.
     assert list(profile.prices) == [100.0, 101.0, 102.0, 103.0]
     assert list(profile.cumulative) == [15.0, 0.0, 20.0, 15.0]
@@ -55,7 +59,8 @@ def test_profile_sums_per_level_and_keeps_the_live_column() -> None:
 
 def test_the_live_column_is_the_last_x_even_when_x_is_no_candle_index() -> None:
     frame = cells([(0, 100.0, 10.0), (7, 100.0, 5.0), (7, 102.0, 20.0), (3, 103.0, 15.0)])
-    profile = snapshot_profile(frame.with_columns(pl.lit(None, UTC_TIME).alias("candle_ts")))
+    levels = profile_of_cells(frame.with_columns(pl.lit(None, UTC_TIME).alias("candle_ts")))
+    profile = snapshot_profile(levels)
     assert list(profile.live) == [5.0, 0.0, 20.0, 0.0]  # column 7 only
     assert list(profile.cumulative) == [15.0, 0.0, 20.0, 15.0]
 

@@ -27,7 +27,7 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "symbol_universe",
         "heatmap_payloads",
         "normalized_heatmaps",
-        "model3_heatmap_archive",
+        "heatmap_archive",
         "liquidation_heatmaps",
         "liquidation_clusters",
         "consensus_zones",
@@ -41,7 +41,7 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
     }
     assert parents["heatmap_payloads"] == {"symbol_universe"}
     assert parents["normalized_heatmaps"] == {"heatmap_payloads"}
-    assert parents["model3_heatmap_archive"] == {"normalized_heatmaps"}
+    assert parents["heatmap_archive"] == {"normalized_heatmaps"}
     assert parents["liquidation_heatmaps"] == {"normalized_heatmaps"}
     assert parents["liquidation_clusters"] == {"liquidation_heatmaps"}
     assert parents["consensus_zones"] == {"liquidation_clusters"}

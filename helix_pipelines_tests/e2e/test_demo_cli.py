@@ -32,11 +32,19 @@ def test_demo_ingests_all_24_partitions_for_five_symbols_from_the_sandbox(
             'SELECT count(*), count(DISTINCT (model, "range")), count(DISTINCT symbol) '
             "FROM heatmap_snapshots WHERE status = 'loaded'"
         ).fetchone()
-        cells = con.execute("SELECT count(*) FROM liquidation_data_raw").fetchone()
+        levels, cells = con.execute(
+            "SELECT count(*), sum(cells) FROM liquidation_price_levels"
+        ).fetchone()
+        kept = con.execute("SELECT count(*) FROM liquidation_data_raw").fetchone()
+        archived = con.execute(
+            f"SELECT count(*) FROM read_parquet('{tmp_path}/archive/**/*.parquet')"
+        ).fetchone()
     assert ledger == (120, 24, 5)
-    assert cells is not None
-    assert cells[0] > 1_000_000
-    assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 8 * 5  # Model 3 only
+    assert cells > 1_000_000  # the profiles account for every cell ...
+    assert levels < cells / 50  # ... in a small fraction of the rows
+    assert kept == (0,)  # by default no series keeps its cells in the warehouse
+    assert archived == (cells,)  # the archive has every grid, all three models
+    assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 24 * 5
 
     assert main(["--data-dir", str(tmp_path), "status"]) == 0
     status = capsys.readouterr().out
@@ -65,7 +73,7 @@ def test_demo_uses_postgresql_when_helix_pg_dsn_is_set(
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM heatmap_snapshots").fetchone() == (10,)
         assert conn.execute(
-            'SELECT count(DISTINCT "range") FROM liquidation_data_raw'
+            'SELECT count(DISTINCT "range") FROM liquidation_price_levels'
         ).fetchone() == (2,)
     assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 10
 
@@ -92,3 +100,17 @@ def test_a_failing_partition_is_reported_and_the_others_still_run(
     assert "FAILED: OSError: No space left on device" in captured.out
     assert "3 model x range partitions, 10 new snapshots" in captured.out
     assert "failed partitions: m1 3d" in captured.err
+
+
+def test_an_operator_error_is_one_line_with_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIX_RISK_ACCOUNT_EQUITY_USD", "lots")
+    assert main(["--data-dir", str(tmp_path), "status"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "helix: ValueError: HELIX_RISK_ACCOUNT_EQUITY_USD must be a number, got 'lots' "
+        "(-v shows the traceback)"
+    ]
+    with pytest.raises(ValueError, match="must be a number"):
+        main(["--data-dir", str(tmp_path), "-v", "status"])

@@ -1,6 +1,7 @@
 """End to end: `dg.materialize` of the universe and every model x range against a local fake
-CoinGlass server, then the warehouse and the archive are compared with what the server served,
-decoded independently with the stdlib json module."""
+CoinGlass server, then the warehouse (profiles, candles, the cells it keeps) and the archive
+(every grid) are compared with what the server served, decoded independently with the stdlib
+json module."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ API_KEY = "e2e-secret-key-do-not-log"
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 BROKEN = "DOGE"  # a complete HTTP response whose JSON is cut short: quarantined, never stored
 YOUNG = "SOL"  # 200 days of history: CoinGlass has no 1y heatmap for it (code 500, every time)
+KEPT = {(3, "12h"), (3, "24h")}  # the series that keep their cells in the warehouse too
 
 
 def payload(path: str, params: Mapping[str, str]) -> bytes:
@@ -64,6 +66,30 @@ def expected_rows(body: bytes) -> tuple[list[tuple], list[tuple]]:
     return cell_rows, candle_rows
 
 
+def expected_levels(body: bytes) -> list[tuple]:
+    """(price, cells, cumulative USD, USD in the last column) per level that has cells, summed
+    in the served order."""
+    data = json.loads(body)["data"]
+    levels = data.get("y_axis", data.get("y"))
+    cells = data.get("liquidation_leverage_data", data.get("liq"))
+    last = max(x for x, _, _ in cells)
+    per_level: dict[int, list] = {}
+    for x, y, v in cells:
+        row = per_level.setdefault(y, [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += float(v)
+        row[2] += float(v) if x == last else 0.0
+    return [(float(levels[y]), *per_level[y]) for y in sorted(per_level)]
+
+
+def archived(run: dict) -> pl.DataFrame:
+    return (
+        pl.scan_parquet(run["root"] / "archive" / "**" / "*.parquet", hive_partitioning=True)
+        .select("symbol", "model", "range", "x_index", "candle_ts", "price", "liq_usd")
+        .collect()
+    )
+
+
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("e2e")
@@ -75,7 +101,11 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             "coinglass": CoinGlassResource(
                 api_key=API_KEY, base_url=server.base_url, rate_limit_per_minute=2000
             ),
-            "warehouse": WarehouseResource(duckdb_path=str(root / "helix.duckdb"), pg_dsn=dsn),
+            "warehouse": WarehouseResource(
+                duckdb_path=str(root / "helix.duckdb"),
+                pg_dsn=dsn,
+                warehouse_cells=",".join(f"{m}/{r}" for m, r in sorted(KEPT)),
+            ),
             "archive": ArchiveResource(
                 archive_root=str(root / "archive"), quarantine_root=str(root / "quarantine")
             ),
@@ -132,13 +162,17 @@ def test_every_partition_materializes_with_checks(run) -> None:
         assert meta["snapshots_new"] == loaded
         assert meta["snapshots_normalized"] == loaded
         assert meta["payloads_fetched"] == (4 if young else 5)
-        assert meta["archived_files"] == (loaded if model == 3 else 0)
+        assert meta["archived_files"] == loaded  # every model's grids
+        assert meta["cells_added_to_warehouse"] == (
+            meta["cells_ingested"] if (model, range_) in KEPT else 0
+        )
+        assert 0 < meta["price_levels_added"] <= meta["cells_ingested"]
         assert {
             e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
         } == {
             "heatmap_payloads",
             "normalized_heatmaps",
-            "model3_heatmap_archive",
+            "heatmap_archive",
             "liquidation_heatmaps",
         }
         assert meta["quarantined"] == 1
@@ -157,6 +191,8 @@ def test_every_partition_materializes_with_checks(run) -> None:
 
 def test_stored_rows_equal_what_the_server_served(run) -> None:
     server = run["server"]
+    grids = archived(run).sort("x_index", "price", "liq_usd")
+    by_series = grids.partition_by("symbol", "model", "range", as_dict=True)
     for model in MODELS:
         for range_ in RANGES:
             for symbol in SYMBOLS:
@@ -170,13 +206,22 @@ def test_stored_rows_equal_what_the_server_served(run) -> None:
                     continue
                 body = server.served_body(request.path, request.params)
                 cells, candles = expected_rows(body)
+                grid = by_series[symbol, model, range_]
+                assert grid.select("x_index", "candle_ts", "price", "liq_usd").rows() == cells
+                stored_levels = query(
+                    run,
+                    "SELECT price, cells, cumulative_usd, live_usd FROM liquidation_price_levels "
+                    'WHERE symbol = ? AND model = ? AND "range" = ? ORDER BY price',
+                    [symbol, model, range_],
+                )
+                assert stored_levels == expected_levels(body), request.label
                 stored_cells = query(
                     run,
                     "SELECT x_index, candle_ts, price, liq_usd FROM liquidation_data_raw "
                     'WHERE symbol = ? AND model = ? AND "range" = ? ORDER BY 1, 3, 4',
                     [symbol, model, range_],
                 )
-                assert stored_cells == cells, request.label
+                assert stored_cells == (cells if (model, range_) in KEPT else []), request.label
                 if model != MODELS[-1]:
                     # Candles are keyed without the model (they are the market's, shared by all
                     # models) and upserted; the fake invents different ones per model, so the
@@ -196,32 +241,33 @@ def test_broken_payloads_are_quarantined_with_reason_and_bytes_kept(run) -> None
     assert len(rows) == 24
     assert all(status == "quarantined" and "not valid JSON" in reason for status, reason in rows)
     assert len(list((run["root"] / "quarantine").rglob("*.payload"))) == 24
-    assert query(run, "SELECT count(*) FROM liquidation_data_raw WHERE symbol = ?", [BROKEN]) == [
-        (0,)
-    ]
+    for table in ("liquidation_price_levels", "liquidation_data_raw"):
+        assert query(run, f"SELECT count(*) FROM {table} WHERE symbol = ?", [BROKEN]) == [(0,)]
 
 
-def test_model3_archive_equals_the_warehouse(run) -> None:
-    root = run["root"]
-    archived = (
-        pl.scan_parquet(root / "archive" / "**" / "*.parquet", hive_partitioning=True)
+def test_the_archive_holds_every_grid_and_equals_the_cells_the_warehouse_kept(run) -> None:
+    grids = archived(run)
+    assert set(zip(grids["model"], grids["range"], strict=True)) == {
+        (m, r) for m in MODELS for r in RANGES
+    }
+    kept = (
+        grids.filter(pl.col("model") == 3, pl.col("range").is_in(["12h", "24h"]))
         .select("symbol", "range", "x_index", "candle_ts", "price", "liq_usd")
-        .collect()
         .sort("symbol", "range", "x_index", "price", "liq_usd")
     )
     stored = query(
         run,
         'SELECT symbol, "range", x_index, candle_ts, price, liq_usd FROM liquidation_data_raw '
-        "WHERE model = 3 ORDER BY 1, 2, 3, 5, 6",
+        "ORDER BY 1, 2, 3, 5, 6",
     )
-    assert archived.rows() == stored
-    assert set(archived["range"]) == set(RANGES)
+    assert kept.rows() == stored
+    assert len(stored) > 0
 
 
 def test_rematerializing_unchanged_payloads_adds_no_rows(run) -> None:
     meta = metadata(run["again"])
     assert meta["snapshots_new"] == 0
-    assert meta["cells_added"] == 0
+    assert (meta["price_levels_added"], meta["archived_files"]) == (0, 0)
     assert meta["snapshots_unchanged"] == 4
     assert meta["skipped_unavailable"] == 1  # SOL 1y: not asked again within 24 h
     # 21 partitions x 5 ledger rows, plus 1y: 3 models x 4 payloads and SOL's one answer.
@@ -254,7 +300,7 @@ def test_a_range_with_no_data_is_unavailable_asked_once_and_left_out_of_coverage
     assert len(young_1y) == 2  # one answer and one retry, for all three models together
     assert query(
         run,
-        'SELECT count(*) FROM liquidation_data_raw WHERE symbol = ? AND "range" = ?',
+        'SELECT count(*) FROM liquidation_price_levels WHERE symbol = ? AND "range" = ?',
         [YOUNG, "1y"],
     ) == [(0,)]
 
@@ -269,11 +315,8 @@ def test_the_legacy_model2_payload_keeps_its_extra_keys_and_units(run) -> None:
     ((variant, unit, extra, update_time),) = rows
     assert (variant, unit, update_time) == ("v3", "ms", None)
     assert set(json.loads(extra)) == {"instrument", "precision", "rangeHigh", "rangeLow"}
-    assert query(
-        run,
-        'SELECT min(x_index) FROM liquidation_data_raw WHERE model = 2 AND "range" = ?',
-        ["180d"],
-    ) == [(5,)]
+    grids = archived(run).filter(pl.col("model") == 2, pl.col("range") == "180d")
+    assert grids["x_index"].min() == 5
 
 
 def test_requests_and_retries_are_reported_and_the_key_never_leaks(run) -> None:

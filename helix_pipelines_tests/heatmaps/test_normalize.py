@@ -10,7 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA, CELLS_SCHEMA, HeatmapRequest
+from helix_pipelines.contracts.heatmaps import (
+    CANDLES_SCHEMA,
+    CELLS_SCHEMA,
+    GRID_SCHEMA,
+    PROFILE_SCHEMA,
+    HeatmapRequest,
+)
 from helix_pipelines.heatmaps.normalize import normalize_payload, snapshot_id_for
 from helix_pipelines.testing.payloads import T0, as_v3, encode, v4_document
 
@@ -33,7 +39,8 @@ def test_v4_payload_normalizes_to_exact_cells_and_candles() -> None:
         5,
     )
     assert snapshot.ledger.source_update_time == datetime.fromtimestamp(T0 + 1200, UTC)
-    assert snapshot.cells.schema == pl.Schema(CELLS_SCHEMA)
+    assert snapshot.cells.schema == pl.Schema(GRID_SCHEMA)
+    assert snapshot.levels.schema == pl.Schema(PROFILE_SCHEMA)
     assert snapshot.candles.schema == pl.Schema(CANDLES_SCHEMA)
     ts = [datetime.fromtimestamp(T0 + i * 300, UTC) for i in range(4)]
     assert snapshot.cells.select("candle_ts", "price", "liq_usd").rows() == [
@@ -43,9 +50,19 @@ def test_v4_payload_normalizes_to_exact_cells_and_candles() -> None:
         (ts[3], 101.0, 0.0),
         (ts[2], 104.0, 123456.78),
     ]
-    assert set(snapshot.cells["snapshot_id"]) == {snapshot.ledger.snapshot_id}
-    assert set(snapshot.cells["symbol"]) == {"BTC"}
-    assert set(snapshot.cells["model"]) == {2}
+    # One row per level with cells, ascending; live is the last column (x = 3) only.
+    assert snapshot.levels.rows() == [
+        (100.0, 1, 1000.5, 0.0),
+        (101.0, 1, 0.0, 0.0),
+        (102.5, 1, 99.75, 0.0),
+        (104.0, 1, 123456.78, 0.0),
+        (110.0, 1, 250.0, 0.0),
+    ]
+    keyed = snapshot.keyed(snapshot.cells)
+    assert keyed.schema == pl.Schema(CELLS_SCHEMA)
+    assert set(keyed["snapshot_id"]) == {snapshot.ledger.snapshot_id}
+    assert set(keyed["symbol"]) == {"BTC"}
+    assert set(keyed["model"]) == {2}
     assert snapshot.candles.row(1) == (
         "coin",
         "",
@@ -69,7 +86,8 @@ def test_v3_key_set_normalizes_to_exactly_the_v4_frames() -> None:
     assert v3.ledger.schema_variant == "v3"
     assert v3.candles.equals(v4.candles)
     # Only the snapshot id differs: it is derived from the (different) payload bytes.
-    assert v3.cells.drop("snapshot_id").equals(v4.cells.drop("snapshot_id"))
+    assert v3.cells.equals(v4.cells)
+    assert v3.levels.equals(v4.levels)
 
 
 def test_fast_and_general_parse_paths_agree() -> None:
@@ -78,7 +96,8 @@ def test_fast_and_general_parse_paths_agree() -> None:
     pretty = normalize(json.dumps(document, indent=2).encode())
 
     assert pretty.ledger.status == "loaded"
-    assert pretty.cells.drop("snapshot_id").equals(compact.cells.drop("snapshot_id"))
+    assert pretty.cells.equals(compact.cells)
+    assert pretty.levels.equals(compact.levels)
     assert pretty.candles.equals(compact.candles)
 
 
@@ -135,6 +154,9 @@ def test_an_x_axis_past_the_candles_is_kept_loud_and_without_guessed_times() -> 
     assert snapshot.cells["candle_ts"].null_count() == 10
     assert snapshot.cells["liq_usd"].sum() == sum(10.0 + x for x in range(10))
     assert snapshot.candles.height == 4  # the candles themselves are still the market's
+    # The live profile is still the last column (x = 9, level 9 % 5 = 4), candle or not.
+    assert snapshot.levels["live_usd"].to_list() == [0.0, 0.0, 0.0, 0.0, 19.0]
+    assert snapshot.levels["cells"].to_list() == [2, 2, 2, 2, 2]
 
 
 def test_candle_timestamps_in_milliseconds_give_the_same_frames() -> None:
@@ -145,7 +167,7 @@ def test_candle_timestamps_in_milliseconds_give_the_same_frames() -> None:
     s, ms = normalize(encode(seconds)), normalize(encode(millis))
     assert (s.ledger.candle_ts_unit, ms.ledger.candle_ts_unit) == ("s", "ms")
     assert ms.candles.equals(s.candles)
-    assert ms.cells.drop("snapshot_id").equals(s.cells.drop("snapshot_id"))
+    assert ms.cells.equals(s.cells)
 
 
 @pytest.mark.parametrize(
@@ -350,3 +372,20 @@ def test_any_corruption_is_quarantined_or_loads_a_valid_snapshot(raw: bytes) -> 
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     assert normalize(raw).quarantined
+
+
+def test_the_profile_of_a_real_size_payload_equals_one_recomputed_from_its_grid() -> None:
+    """The warehouse keeps the profile instead of the grid, so the two must agree exactly."""
+    from helix_pipelines.coinglass.synthetic import heatmap_payload, period_end_at
+    from helix_pipelines.heatmaps.profile import profile_of_cells
+
+    request = HeatmapRequest("coin", "ETH", 3, "12h")
+    raw = heatmap_payload(request, period_end_at(request, 1_750_000_000))
+    snapshot = normalize_payload(raw, request, FETCHED_AT)
+    assert snapshot.ledger.n_cells > 100_000
+    assert snapshot.levels.equals(profile_of_cells(snapshot.cells))
+    assert snapshot.levels["cells"].sum() == snapshot.ledger.n_cells
+    assert snapshot.levels.height <= snapshot.ledger.n_levels
+    last = snapshot.cells["x_index"].max()
+    live_total = snapshot.cells.filter(pl.col("x_index") == last)["liq_usd"].sum()
+    assert snapshot.levels["live_usd"].sum() == pytest.approx(live_total, rel=1e-12)

@@ -10,7 +10,8 @@ from helix_pipelines.coinglass.errors import CoinGlassAuthError, CoinGlassServer
 from helix_pipelines.contracts.heatmaps import UniverseMember
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
-from helix_pipelines.services.ingest import IngestReport, ingest_heatmaps
+from helix_pipelines.services.ingest import ingest_heatmaps
+from helix_pipelines.services.ingest_report import IngestOptions, IngestReport
 from helix_pipelines.testing.payloads import encode, v4_document
 from helix_pipelines.testing.sources import ScriptedSource
 from helix_pipelines.testing.warehouses import duckdb_warehouse, rows
@@ -37,7 +38,7 @@ class Stores:
         self.archive = ParquetArchive(root / "archive")
         self.quarantine = QuarantineStore(root / "quarantine")
 
-    def ingest(self, source: ScriptedSource, model: int = 3, **kwargs) -> IngestReport:
+    def ingest(self, source: ScriptedSource, model: int = 3, clock=None, **kwargs) -> IngestReport:
         members = [UniverseMember("coin", "", s, i) for i, s in enumerate(source.by_symbol, 1)]
         return asyncio.run(
             ingest_heatmaps(
@@ -48,7 +49,8 @@ class Stores:
                 members,
                 model,
                 "3d",
-                **kwargs,
+                IngestOptions(**kwargs),
+                **({"clock": clock} if clock else {}),
             )
         )
 
@@ -67,7 +69,8 @@ def test_bad_payloads_are_quarantined_and_the_others_stored(stores: Stores) -> N
 
     assert report.requested == 11
     assert report.stored.snapshots_added == 2
-    assert report.stored.cells_added == 10
+    assert (report.stored.cells_ingested, report.stored.cells_added) == (10, 0)
+    assert report.stored.levels_added == 10
     assert sorted(q.label.split()[0] for q in report.quarantined) == sorted(BAD)
     assert report.coverage == pytest.approx(2 / 11)
     assert report.schema_variants == {"v4": 2}
@@ -81,8 +84,8 @@ def test_bad_payloads_are_quarantined_and_the_others_stored(stores: Stores) -> N
     for item in report.quarantined:
         assert item.payload_path.read_bytes() == BAD[item.label.split()[0]]
         assert item.payload_path.with_suffix(".json").exists()
-    assert stores.count("SELECT count(DISTINCT symbol) FROM liquidation_data_raw") == 2
-    assert report.archived_files == 2  # model 3: both good snapshots archived
+    assert stores.count("SELECT count(DISTINCT symbol) FROM liquidation_price_levels") == 2
+    assert report.archived_files == 2  # both good snapshots' grids archived
 
 
 def test_reingesting_unchanged_payloads_adds_no_rows(stores: Stores) -> None:
@@ -90,18 +93,18 @@ def test_reingesting_unchanged_payloads_adds_no_rows(stores: Stores) -> None:
     stores.ingest(source)
     before = [
         stores.count(f"SELECT count(*) FROM {t}")
-        for t in ("heatmap_snapshots", "liquidation_data_raw", "heatmap_candles")
+        for t in ("heatmap_snapshots", "liquidation_price_levels", "heatmap_candles")
     ]
 
     again = stores.ingest(source)
 
     after = [
         stores.count(f"SELECT count(*) FROM {t}")
-        for t in ("heatmap_snapshots", "liquidation_data_raw", "heatmap_candles")
+        for t in ("heatmap_snapshots", "liquidation_price_levels", "heatmap_candles")
     ]
     assert after == before
     assert again.stored.snapshots_added == 0
-    assert again.stored.cells_added == 0
+    assert again.stored.levels_added == 0
     assert again.unchanged == 3
     assert again.covered == 2  # unchanged snapshots still count as covered
     assert len(again.quarantined) == 1  # a known bad payload is still reported
@@ -174,3 +177,52 @@ def test_unavailable_keys_are_ledgered_left_out_of_coverage_and_skipped_for_a_wh
 
     never_skip = stores.ingest(source, model=2, clock=lambda: now[0], skip_unavailable_for=None)
     assert never_skip.skipped_unavailable == []
+
+
+class SlowStore:
+    """The real store, but every batch takes a while: storing is the bottleneck."""
+
+    def __init__(self, store, seconds: float) -> None:
+        self._store, self._seconds = store, seconds
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def store_snapshots(self, snapshots):
+        import time
+
+        time.sleep(self._seconds)
+        return self._store.store_snapshots(snapshots)
+
+
+def test_fetching_waits_for_storage_so_payloads_in_flight_stay_bounded(stores: Stores) -> None:
+    """60 symbols fetched instantly, stored slowly: without backpressure all 60 payloads would be
+    in memory at once; with it, never more than the bound."""
+    symbols = {f"C{i:02d}": encode(v4_document(n_candles=4 + i % 3)) for i in range(60)}
+    source = ScriptedSource(symbols)
+    slow = SlowStore(stores.warehouse.heatmaps, 0.02)
+    members = [UniverseMember("coin", "", s, i) for i, s in enumerate(symbols, 1)]
+    options = IngestOptions(batch_size=4, batches_in_flight=2, max_payloads_in_flight=8)
+    report = asyncio.run(
+        ingest_heatmaps(source, slow, stores.archive, stores.quarantine, members, 1, "3d", options)
+    )
+    assert report.stored.snapshots_added == 60
+    assert report.in_flight.peak_payloads <= 8
+    assert report.in_flight.waits > 0  # fetches did wait for storage
+    assert stores.count("SELECT count(*) FROM heatmap_snapshots") == 60
+
+
+def test_a_byte_bound_smaller_than_one_payload_still_makes_progress(stores: Stores) -> None:
+    """Each batch is flushed once it holds its share of the byte budget, so a tiny budget means
+    one payload at a time, never a run that waits for room that cannot come."""
+    symbols = {f"C{i:02d}": encode(v4_document()) for i in range(12)}
+    report = stores.ingest(
+        ScriptedSource(symbols), model=1, max_payloads_in_flight=8, max_bytes_in_flight=10
+    )
+    assert report.stored.snapshots_added == 12
+    assert report.in_flight.peak_payloads <= 2
+
+
+def test_options_that_could_never_fill_a_batch_are_refused() -> None:
+    with pytest.raises(ValueError, match="must be at least batch_size"):
+        IngestOptions(batch_size=8, max_payloads_in_flight=4)

@@ -48,10 +48,36 @@ def test_every_variable_is_read_once_into_one_object() -> None:
     )
     assert settings.source.capture_dir == Path("/capture")
     assert settings.storage.pg_dsn == SECRETS["HELIX_PG_DSN"]
-    assert settings.storage.archive == Path("/srv/helix/archive")
+    assert settings.storage.archive == "/srv/helix/archive"
     assert settings.redis_url == SECRETS["HELIX_REDIS_URL"]
     assert settings.executor.mode == "testnet"
     assert settings.executor.gated().mode == "testnet"
+
+
+def test_storage_knobs_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "HELIX_ARCHIVE_ROOT": "s3://lake/helix",
+            "HELIX_WAREHOUSE_CELLS": "3/12h, 3/24h",
+            "HELIX_CELLS_RETENTION_DAYS": "7",
+            "HELIX_DUCKDB_MEMORY_LIMIT": "512MB",
+        }
+    )
+    storage = settings.storage
+    assert storage.archive == "s3://lake/helix"
+    assert storage.cells.series == {(3, "12h"), (3, "24h")}
+    assert storage.cells.retention_days == 7
+    assert storage.duckdb_memory_limit == "512MB"
+    defaults = Settings.from_env({}).storage
+    assert (defaults.cells.describe(), defaults.cells.retention_days) == ("none", 30)
+    assert (
+        Settings.from_env({"HELIX_CELLS_RETENTION_DAYS": "none"}).storage.cells.retention_days
+        is None
+    )
+    with pytest.raises(ValueError, match="HELIX_CELLS_RETENTION_DAYS must be"):
+        Settings.from_env({"HELIX_CELLS_RETENTION_DAYS": "a week"})
+    with pytest.raises(ValueError, match="names no range"):
+        Settings.from_env({"HELIX_WAREHOUSE_CELLS": "3/2d"})
 
 
 def test_defaults_need_no_environment() -> None:

@@ -5,8 +5,16 @@ import asyncio
 import pytest
 
 from helix_pipelines.contracts.heatmaps import UniverseMember
+from helix_pipelines.execution.bybit_listing import BybitInstrumentListing
 from helix_pipelines.services.universe import UniverseError, UniverseSelection, resolve_universe
+from helix_pipelines.testing.bybit_server import FakeBybitServer
 from helix_pipelines.testing.sources import ScriptedSource
+from helix_pipelines.testing.universe import (
+    bybit_instruments,
+    coin_names,
+    coinglass_coins,
+    coinglass_exchange_pairs,
+)
 
 SOURCE = ScriptedSource({}, coins=["BTC", "ETH", "SOL", "XRP"])
 
@@ -45,7 +53,7 @@ def test_fingerprint_changes_only_with_members() -> None:
     [
         ({"mode": "list", "symbols": ("NOPE",)}, "no symbol of the list selection is supported"),
         ({"mode": "top", "top_n": 0}, "top_n must be at least 1"),
-        ({"mode": "pair-ish"}, "universe mode must be list, top or all"),
+        ({"mode": "pair-ish"}, "universe mode must be one of list, top, all, bybit"),
         ({"scope": "pair", "exchange": "Kraken"}, "exchange 'Kraken' is not supported"),
     ],
 )
@@ -92,3 +100,73 @@ def test_the_resolved_pair_universe_reports_its_choices() -> None:
     )
     assert resolved.members == [UniverseMember("pair", "Binance", "BTCUSDT", 1)]
     assert resolved.choices == {"BTC": "BTCUSDT (the perpetual) over BTCUSDT_250926"}
+
+
+COINS = coin_names(430)
+
+
+@pytest.fixture(scope="module")
+def bybit():
+    with FakeBybitServer(instruments=bybit_instruments(COINS)) as server:
+        yield server
+
+
+def resolve_bybit(server, page_size: int = 1000, **selection):
+    source = ScriptedSource(
+        {}, coins=coinglass_coins(COINS), exchange_pairs=coinglass_exchange_pairs(COINS)
+    )
+    listing = BybitInstrumentListing(server.endpoint, page_size=page_size)
+    return asyncio.run(
+        resolve_universe(source, UniverseSelection(mode="bybit", **selection), listing)
+    )
+
+
+def test_the_bybit_universe_is_every_trading_usdt_perpetual_coinglass_covers(bybit) -> None:
+    resolved = resolve_bybit(bybit, page_size=100)
+    # 430 plain coins and the 5 multiplied ones; the single-exchange two are kept apart.
+    assert len(resolved.members) == 435
+    assert len(bybit.recorded("/v5/market/instruments-info")) >= 5  # 444 rows, 100 a page
+    by_coin = {m.symbol: m for m in resolved.members}
+    assert by_coin["PEPE"] == UniverseMember(
+        "coin", "", "PEPE", by_coin["PEPE"].rank, "1000PEPEUSDT", 1000
+    )
+    assert (by_coin["SHIB"].venue_symbol, by_coin["SHIB"].multiplier) == ("SHIB1000USDT", 1000)
+    # CoinGlass knows 10000SATS by its multiplied name: the instrument trades it 1:1.
+    assert (by_coin["10000SATS"].venue_symbol, by_coin["10000SATS"].multiplier) == (
+        "10000SATSUSDT",
+        1,
+    )
+    assert by_coin["BTC"] == UniverseMember("coin", "", "BTC", 1, "BTCUSDT", 1)
+    # Ranked in CoinGlass's relevance order.
+    assert [m.symbol for m in resolved.members[:3]] == COINS[:3]
+    assert resolved.single_exchange == ["SOLO1", "SOLO2"]
+    excluded = resolved.excluded
+    assert excluded["BTCPERP"] == "quoted in USDC, not USDT"
+    assert excluded["BTCUSDT-26DEC25"] == "LinearFutures, not a perpetual"
+    assert excluded["GONEUSDT"].startswith("status Closed")
+    assert excluded["NEWLISTUSDT"].startswith("status PreLaunch")
+    assert excluded["ZZNEWUSDT"] == "CoinGlass lists no coin ZZNEW"
+    assert excluded["SOLO1USDT"] == "CoinGlass lists SOLO1 on a single exchange: kept apart"
+    assert len(excluded) == 5 + 2 + 2
+    assert not {"ONLYCG1", "ONLYCG2"} & set(by_coin)  # CoinGlass-only coins are not traded
+
+
+def test_single_exchange_coins_can_be_included_and_pages_do_not_change_the_answer(bybit) -> None:
+    included = resolve_bybit(bybit, include_single_exchange=True)
+    assert {"SOLO1", "SOLO2"} <= {m.symbol for m in included.members}
+    assert len(included.members) == 437
+    assert resolve_bybit(bybit, page_size=1000).fingerprint == resolve_bybit(bybit, 50).fingerprint
+
+
+def test_a_delisted_instrument_changes_the_fingerprint(bybit) -> None:
+    before = resolve_bybit(bybit)
+    with bybit.venue.lock:
+        bybit.venue.instruments["ETHUSDT"]["status"] = "Closed"
+    try:
+        after = resolve_bybit(bybit)
+    finally:
+        with bybit.venue.lock:
+            bybit.venue.instruments["ETHUSDT"]["status"] = "Trading"
+    assert after.fingerprint != before.fingerprint
+    assert "ETH" not in {m.symbol for m in after.members}
+    assert after.excluded["ETHUSDT"].startswith("status Closed")

@@ -19,9 +19,9 @@ def test_failed_batch_rolls_back_entirely(tmp_path: Path) -> None:
     good = normalize_payload(encode(v4_document()), HeatmapRequest("coin", "BTC", 1, "3d"), at)
     broken = normalize_payload(encode(v4_document()), HeatmapRequest("coin", "ETH", 1, "3d"), at)
     object.__setattr__(
-        broken, "cells", broken.cells.with_columns(pl.lit(None, pl.Float64).alias("price"))
+        broken, "levels", broken.levels.with_columns(pl.lit(None, pl.Float64).alias("price"))
     )
     with pytest.raises(duckdb.ConstraintException):
         warehouse.heatmaps.store_snapshots([good, broken])
-    assert rows(warehouse, "SELECT count(*) FROM heatmap_snapshots") == [(0,)]
-    assert rows(warehouse, "SELECT count(*) FROM liquidation_data_raw") == [(0,)]
+    for table in ("heatmap_snapshots", "liquidation_price_levels", "heatmap_candles"):
+        assert rows(warehouse, f"SELECT count(*) FROM {table}") == [(0,)]

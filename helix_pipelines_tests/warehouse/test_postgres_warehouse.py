@@ -15,7 +15,7 @@ from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapsho
 from helix_pipelines.contracts.vocabulary import MODELS
 from helix_pipelines.heatmaps.normalize import normalize_payload
 from helix_pipelines.secrets import redacted_dsn
-from helix_pipelines.testing.warehouses import postgres_warehouse
+from helix_pipelines.testing.warehouses import KEEP_ALL_CELLS, postgres_warehouse
 from helix_pipelines.warehouse import postgres_db
 from helix_pipelines.warehouse.migrations import (
     TIMESCALE_FACTS,
@@ -58,6 +58,9 @@ APPLIED_ON_PLAIN_POSTGRES = [
     "009_one_word_per_concept",
     "010_cells_brin.postgres",
     "011_orders_per_mode",
+    "012_price_levels",
+    "013_price_levels_brin.postgres",
+    "015_universe_venue_symbols",
 ]
 
 
@@ -78,6 +81,7 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
     assert first.skipped_timescale == [
         "002_hypertables.timescale",
         "003_price_levels_daily.timescale",
+        "014_price_levels_hypertable.timescale",
     ]
     assert second.applied == []
     assert recorded == first.applied
@@ -145,6 +149,7 @@ def test_installed_but_not_preloaded_goes_on_as_plain_postgres_with_the_fix_name
     assert result.skipped_timescale == [
         "002_hypertables.timescale",
         "003_price_levels_daily.timescale",
+        "014_price_levels_hypertable.timescale",
     ]
     (line,) = [r for r in caplog.records if "not preloaded" in r.getMessage()]
     assert line.levelno == logging.WARNING
@@ -182,11 +187,15 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 12)]
+    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 16)]
     assert [m.only for m in migrations] == [
         None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres", None,
+        None, "postgres", "timescale", None,
     ]  # fmt: skip
-    assert [m.transactional for m in migrations] == [m.version[:3] != "003" for m in migrations]
+    no_transaction = {"003", "014"}  # continuous aggregates
+    assert [m.transactional for m in migrations] == [
+        m.version[:3] not in no_transaction for m in migrations
+    ]
     assert all(m.statements for m in migrations)
 
 
@@ -219,7 +228,7 @@ def test_connection_killed_mid_copy_leaves_nothing_and_a_retry_loads_once(
             first_chunk_sent.set()
             resume.wait(timeout=30)
 
-    warehouse = postgres_warehouse(pg_dsn)
+    warehouse = postgres_warehouse(pg_dsn, cells=KEEP_ALL_CELLS)  # the largest COPY there is
     monkeypatch.setattr(psycopg.Copy, "write", write_then_pause)
     errors: list[BaseException] = []
 
@@ -246,6 +255,7 @@ def test_connection_killed_mid_copy_leaves_nothing_and_a_retry_loads_once(
     assert isinstance(errors[0], psycopg.OperationalError)
     assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 0
     assert count(pg_dsn, "SELECT count(*) FROM liquidation_data_raw") == 0
+    assert count(pg_dsn, "SELECT count(*) FROM liquidation_price_levels") == 0
 
     retry = warehouse.heatmaps.store_snapshots(batch)  # no pause: the first chunk is past
     again = warehouse.heatmaps.store_snapshots(batch)
@@ -263,7 +273,7 @@ def test_concurrent_loads_of_different_partitions_neither_deadlock_nor_duplicate
     """Three models of the same symbols share candle rows: the classic deadlock setup."""
     symbols = ["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB"]
     batches = {model: [sandbox_snapshot(s, model) for s in symbols] for model in MODELS}
-    warehouse = postgres_warehouse(pg_dsn, max_connections=6)
+    warehouse = postgres_warehouse(pg_dsn, max_connections=6, cells=KEEP_ALL_CELLS)
     try:
         errors: list[BaseException] = []
 
@@ -288,4 +298,6 @@ def test_concurrent_loads_of_different_partitions_neither_deadlock_nor_duplicate
     expected_cells = sum(s.cells.height for batch in batches.values() for s in batch)
     assert count(pg_dsn, "SELECT count(*) FROM heatmap_snapshots") == 18
     assert count(pg_dsn, "SELECT count(*) FROM liquidation_data_raw") == expected_cells
+    expected_levels = sum(s.levels.height for batch in batches.values() for s in batch)
+    assert count(pg_dsn, "SELECT count(*) FROM liquidation_price_levels") == expected_levels
     assert count(pg_dsn, "SELECT count(*) FROM heatmap_candles") == 6 * 336

@@ -84,6 +84,8 @@ def test_duckdb_and_postgres_end_with_the_same_schema(tmp_path: Path, pg_dsn: st
         ("exchange", "text"),
         ("symbol", "text"),
         ("rank", "integer"),
+        ("venue_symbol", "text"),
+        ("multiplier", "integer"),
     ]
     # JSON columns are contract text (read as text, written as JSON).
     contracts["heatmap_snapshots"] = [
