@@ -1,9 +1,11 @@
 """Bench (#4): clusters + consensus + risk for the whole universe, as snapshots per CPU-second.
 
 Sandbox snapshots for every symbol x model x range (two per key, so swept detection runs too)
-are normalized up front; `analyze` then runs over all of them and is timed in CPU seconds of
-this process. Printed next to the end-to-end ingest rate of bench/end_to_end.py, which it must
-exceed by a wide margin for analytics never to limit the pipeline.
+are normalized up front, and their price-level profiles (what the warehouse keeps) kept in
+memory; `analyze` then runs over all of them, reading the profiles through the same reader
+interface the warehouse serves, and is timed in CPU seconds of this process. It must exceed
+the ingest rate (bench/full_sweep.py) by a wide margin for analytics never to limit the
+pipeline.
 
     uv run python -m bench.analytics_throughput [--symbols 20]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -26,8 +29,9 @@ from helix_pipelines.heatmaps.normalize import normalize_payload
 NOW = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
 
 
-def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    ledger, cells, candles = [], [], []
+def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int]:
+    ledger, levels, candles = [], [], []
+    cells = 0
     for recency, moment in ((2, NOW - timedelta(hours=1)), (1, NOW)):
         sandbox = SandboxHeatmaps(clock=lambda moment=moment: moment)
         for symbol in symbols:
@@ -38,11 +42,12 @@ def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
                     if snapshot.ledger.status != "loaded":
                         continue  # a young coin's "no data": nothing to analyse, as in the store
                     ledger.append({**snapshot.ledger.as_dict(), "recency": recency})
-                    cells.append(
-                        snapshot.cells.select(
-                            "snapshot_id", "x_index", "candle_ts", "price", "liq_usd"
+                    levels.append(
+                        snapshot.levels.select(
+                            pl.lit(snapshot.ledger.snapshot_id).alias("snapshot_id"), pl.all()
                         )
                     )
+                    cells += snapshot.cells.height
                     candles.append(snapshot.candles)
     latest = pl.DataFrame(ledger).select(
         "snapshot_id",
@@ -60,7 +65,7 @@ def inputs(symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
     all_candles = pl.concat(candles).unique(
         ["scope", "exchange", "symbol", "range", "ts"], keep="last"
     )
-    return latest, pl.concat(cells), all_candles
+    return latest, pl.concat(levels), all_candles, cells
 
 
 def main() -> None:
@@ -70,17 +75,21 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    latest, cells, candles = inputs(list(SYNTHETIC_COINS[: args.symbols]))
+    latest, levels, candles, cells = inputs(list(SYNTHETIC_COINS[: args.symbols]))
+
+    def levels_of(snapshot_ids: Sequence[str]) -> pl.DataFrame:
+        return levels.filter(pl.col("snapshot_id").is_in(list(snapshot_ids)))
+
     best = float("inf")
     for _ in range(args.repeats):
         start = time.process_time()
-        result = analyze(latest, cells, candles, now=NOW)
+        result = analyze(latest, levels_of, candles, now=NOW)
         best = min(best, time.process_time() - start)
     snapshots = latest.height
     print(
         f"analytics_throughput symbols={args.symbols} snapshots={snapshots} (current + previous) "
-        f"cells={cells.height:,} clusters={result.clusters.height} zones={result.zones.height} "
-        f"signals={len(result.signals)}"
+        f"cells={cells:,} profile_rows={levels.height:,} clusters={result.clusters.height} "
+        f"zones={result.zones.height} signals={len(result.signals)}"
     )
     print(
         f"analytics_throughput cpu_seconds={best:.2f} snapshots_per_cpu_second={snapshots / best:.1f} "

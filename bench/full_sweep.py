@@ -1,7 +1,7 @@
 """Bench (#10): the real job. Every coin of a Bybit-sized universe x all 24 model/range pairs at
 the recorded real payload sizes, against the fake CoinGlass at its plan limit with 100-300 ms
-latency, through `ingest_heatmaps` partition after partition with one client (one budget), as
-one machine would run the sweep.
+latency, through `ingest_heatmaps` with one client (one budget): partition after partition as
+Dagster's `coinglass` pool runs them (`--overlap 1`, the default), or two at once (`--overlap 2`).
 
 Printed per backend (DuckDB, PostgreSQL), each in a fresh process so its peak RSS is its own:
   - wall time as a ratio of the API floor (requests sent / limit: the sweep cannot be faster;
@@ -45,6 +45,7 @@ from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.services.ingest import ingest_heatmaps
+from helix_pipelines.services.ingest_report import IngestReport
 from helix_pipelines.testing.coinglass_server import FakeCoinGlassServer
 from helix_pipelines.testing.universe import coin_names
 from helix_pipelines.warehouse import open_warehouse
@@ -119,11 +120,23 @@ def _warehouse_size(warehouse, backend: str, duckdb_path: Path) -> int:
         return int(conn.rows(SIZE_SQL["postgres"])[0][0])
 
 
+def sweep_order() -> list[tuple[int, str]]:
+    """Model 1 of every range first (it learns which young coins have no data, so Models 2
+    and 3 skip them), then Model 3 and Model 2 alternating: with two partitions at once, a
+    heavy Model 3 partition (processing-bound) runs beside a light one (budget-bound)."""
+    later = [(m, r) for r in RANGES for m in (3, 2)]
+    return [(1, r) for r in RANGES] + later
+
+
 def run_sweep(args: argparse.Namespace) -> dict[str, object]:
     """One backend, in this (fresh) process: the sweep, measured."""
     coins = coin_names(args.coins)
     members = [UniverseMember("coin", "", c, i) for i, c in enumerate(coins, 1)]
-    partitions = [(m, r) for r in RANGES for m in MODELS] if not args.only else [args.only]
+    partitions = (
+        [(int(k[0]), k[2:]) for k in args.only.split(",")]
+        if args.only
+        else [(m, r) for r in RANGES for m in MODELS]
+    )
     with tempfile.TemporaryDirectory() as tmp, scratch_database() as dsn:
         root = Path(tmp)
         duckdb_path = root / "helix.duckdb"
@@ -138,29 +151,35 @@ def run_sweep(args: argparse.Namespace) -> dict[str, object]:
         totals = {"requests": 0, "cells": 0, "snapshots": 0, "saved": 0, "unavailable": 0}
         peak_in_flight_mb = 0.0
 
-        async def sweep() -> None:
+        def account(report: IngestReport, model: int, range_: str) -> None:
             nonlocal peak_in_flight_mb
+            totals["cells"] += report.stored.cells_ingested
+            totals["snapshots"] += report.stored.snapshots_added
+            totals["saved"] += report.requests_saved
+            totals["unavailable"] += len(report.unavailable)
+            peak_in_flight_mb = max(peak_in_flight_mb, report.in_flight.peak_bytes / (1 << 20))
+            print(
+                f"  {args.backend} m{model} {range_}: {report.stored.snapshots_added} "
+                f"snapshots, {report.stored.cells_ingested:,} cells, "
+                f"{report.duration_seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        async def sweep() -> None:
             async with CoinGlassClient(
                 KEY, args.base_url, rate_limit_per_minute=args.limit
             ) as client:
-                for model, range_ in partitions:
-                    report = await ingest_heatmaps(
-                        client, warehouse.heatmaps, archive, quarantine, members, model, range_
-                    )
-                    totals["cells"] += report.stored.cells_ingested
-                    totals["snapshots"] += report.stored.snapshots_added
-                    totals["saved"] += report.requests_saved
-                    totals["unavailable"] += len(report.unavailable)
-                    peak_in_flight_mb = max(
-                        peak_in_flight_mb, report.in_flight.peak_bytes / (1 << 20)
-                    )
-                    print(
-                        f"  {args.backend} m{model} {range_}: {report.stored.snapshots_added} "
-                        f"snapshots, {report.stored.cells_ingested:,} cells, "
-                        f"{report.duration_seconds:.1f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                slots = asyncio.Semaphore(args.overlap)
+
+                async def one(model: int, range_: str) -> None:
+                    async with slots:
+                        report = await ingest_heatmaps(
+                            client, warehouse.heatmaps, archive, quarantine, members, model, range_
+                        )
+                    account(report, model, range_)
+
+                await asyncio.gather(*(one(m, r) for m, r in partitions))
                 totals["requests"] = client.stats.requests_sent
 
         start = time.perf_counter()
@@ -176,6 +195,7 @@ def run_sweep(args: argparse.Namespace) -> dict[str, object]:
     return {
         "backend": args.backend,
         "partitions": len(partitions),
+        "partitions_at_once": args.overlap,
         "coins": args.coins,
         "requests": totals["requests"],
         "snapshots": totals["snapshots"],
@@ -195,11 +215,16 @@ def run_sweep(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def child(base_url: str, backend: str, coins: int, limit: int, only: str | None) -> dict:
+def child(
+    base_url: str, backend: str, coins: int, limit: int, only: str | None, overlap: int
+) -> dict:
     command = [sys.executable, "-m", "bench.full_sweep", "--child", backend, "--base-url", base_url]
-    command += ["--coins", str(coins), "--limit", str(limit)] + (["--only", only] if only else [])
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    command += ["--coins", str(coins), "--limit", str(limit), "--overlap", str(overlap)]
+    command += ["--only", only] if only else []
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
     sys.stderr.write(done.stderr)
+    if done.returncode:
+        raise SystemExit(f"full_sweep: the {backend} run failed (exit {done.returncode})")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -216,7 +241,17 @@ def main() -> None:
     parser.add_argument("--backends", default="duckdb,postgres")
     parser.add_argument("--child", dest="backend", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
-    parser.add_argument("--only", type=lambda s: (int(s[0]), s[2:]), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only", help="model/range partitions of the sweep, e.g. 3/3d,1/12h (default: all 24)"
+    )
+    parser.add_argument("--skip-big", action="store_true", help="no one-partition run")
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=1,
+        help="partitions in flight at once, sharing one client and budget (1: as Dagster's "
+        "coinglass pool runs them)",
+    )
     args = parser.parse_args()
     if args.backend:
         print(json.dumps(run_sweep(args)))
@@ -235,10 +270,10 @@ def main() -> None:
     )
     try:
         for backend in args.backends.split(","):
-            result = child(base_url, backend, args.coins, args.limit, None)
+            result = child(base_url, backend, args.coins, args.limit, args.only, args.overlap)
             print("full_sweep " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
-        for backend in args.backends.split(","):
-            result = child(base_url, backend, args.big_coins, args.limit, "3/3d")
+        for backend in [] if args.skip_big else args.backends.split(","):
+            result = child(base_url, backend, args.big_coins, args.limit, "3/3d", 1)
             print("full_sweep " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     finally:
         stop.set()

@@ -25,7 +25,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from helix_pipelines.clock import utc_now
@@ -38,28 +37,19 @@ from helix_pipelines.coinglass.settings import SourceSettings, open_source
 from helix_pipelines.coinglass.source import HeatmapSource
 from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot, UniverseMember
 from helix_pipelines.heatmaps.archive import ParquetArchive
-from helix_pipelines.heatmaps.normalize import (
-    normalize_payload,
-    payload_sha256,
-    snapshot_id_for,
-    unavailable_snapshot,
-)
+from helix_pipelines.heatmaps.normalize import unavailable_snapshot
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.services.inflight import InFlight
-from helix_pipelines.services.ingest_report import IngestOptions, IngestReport, Quarantined
-from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
+from helix_pipelines.services.ingest_batch import (
+    Fetched,
+    Outcome,
+    Stored,
+    normalize_store_and_archive,
+)
+from helix_pipelines.services.ingest_report import IngestOptions, IngestReport
+from helix_pipelines.warehouse.heatmap_store import HeatmapStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Fetched:
-    request: HeatmapRequest
-    raw: bytes
-    fetched_at: datetime
-
-
-_Outcome = _Fetched | NormalizedSnapshot | tuple[HeatmapRequest, CoinGlassError]
 
 
 async def ingest_heatmaps(
@@ -120,8 +110,8 @@ class _Run:
         self.inflight = InFlight(options.max_payloads_in_flight, options.max_bytes_in_flight)
         # Fetches hand their outcome over this queue, not as task results: a finished task
         # keeps its result while the task is referenced, which would keep every payload alive.
-        self.outcomes: asyncio.Queue[_Outcome | BaseException] = asyncio.Queue()
-        self.storing: deque[tuple[asyncio.Task[tuple[StoreResult, int]], int]] = deque()
+        self.outcomes: asyncio.Queue[Outcome | BaseException] = asyncio.Queue()
+        self.storing: deque[tuple[asyncio.Task[Stored], int]] = deque()
         self.total = 0
         # Flushing a batch by bytes too keeps a batch of large payloads from holding the whole
         # byte budget while it waits to fill (no fetch could start, so it never would).
@@ -130,14 +120,14 @@ class _Run:
     async def run(self, requests: list[HeatmapRequest]) -> None:
         self.total = len(requests)
         tasks = [asyncio.create_task(self.fetch(r)) for r in requests]
-        pending: list[_Fetched | NormalizedSnapshot] = []
+        pending: list[Fetched | NormalizedSnapshot] = []
         try:
             for done in range(1, len(tasks) + 1):
                 outcome = await self.outcomes.get()
                 if isinstance(outcome, BaseException):
                     raise outcome
                 _account(outcome, self.report, pending, self.logger)
-                held = sum(len(i.raw) for i in pending if isinstance(i, _Fetched))
+                held = sum(len(i.raw) for i in pending if isinstance(i, Fetched))
                 full = len(pending) >= self.options.batch_size or held >= self.flush_bytes
                 if full or done == len(tasks):
                     await self.flush(pending, held, done)
@@ -153,27 +143,33 @@ class _Run:
     async def fetch(self, request: HeatmapRequest) -> None:
         await self.inflight.enter()
         try:
-            outcome: _Outcome | BaseException = await _fetch_one(self.source, request, self.clock)
+            outcome: Outcome | BaseException = await _fetch_one(self.source, request, self.clock)
         except Exception as exc:  # an auth error (or a bug): the run stops with it
             outcome = exc
-        if isinstance(outcome, _Fetched):
+        if isinstance(outcome, Fetched):
             self.inflight.hold(len(outcome.raw))
         elif not isinstance(outcome, NormalizedSnapshot):
             self.inflight.release(1, 0)  # nothing to store: its room is free at once
         self.outcomes.put_nowait(outcome)
 
     async def flush(
-        self, pending: list[_Fetched | NormalizedSnapshot], held: int, done: int
+        self, pending: list[Fetched | NormalizedSnapshot], held: int, done: int
     ) -> None:
-        """Normalize the batch's new payloads and hand it to a worker thread to store; its
-        room in flight is given back once it is stored."""
-        fresh = _prepare_batch(
-            pending, self.report, self.store, self.quarantine, self.preview_symbol, self.logger
-        )
+        """Hand the batch to a worker thread, which normalizes what the ledger does not know
+        and stores it while this loop goes on fetching (both cores busy, the loop never held
+        up by a parse); its room in flight is given back once it is stored."""
         while len(self.storing) >= self.options.batches_in_flight:
             await self.finish_oldest()
         task = asyncio.create_task(
-            asyncio.to_thread(_store_and_archive, fresh, self.store, self.archive)
+            asyncio.to_thread(
+                normalize_store_and_archive,
+                pending,
+                self.store,
+                self.archive,
+                self.quarantine,
+                self.preview_symbol,
+                self.logger,
+            )
         )
         count = len(pending)
         task.add_done_callback(lambda _: self.inflight.release(count, held))
@@ -182,8 +178,9 @@ class _Run:
     async def finish_oldest(self) -> None:
         """Wait for the oldest batch in the warehouse, account for it, and log progress."""
         task, stored_through = self.storing.popleft()
-        result, archived = await task
+        account, result, archived = await task
         report = self.report
+        account.merge_into(report)
         report.stored = report.stored + result
         report.archived_files += archived
         self.logger.info(
@@ -201,7 +198,7 @@ class _Run:
 
 async def _fetch_one(
     source: HeatmapSource, request: HeatmapRequest, clock: Callable[[], datetime]
-) -> _Outcome:
+) -> Outcome:
     """One request's outcome: a payload, the ledger row of a key without data, or a failure.
     An auth/plan error propagates: every other symbol would fail the same way."""
     try:
@@ -212,7 +209,7 @@ async def _fetch_one(
         raise
     except CoinGlassError as exc:
         return request, exc
-    return _Fetched(request, raw, clock())
+    return Fetched(request, raw, clock())
 
 
 def run_ingest(
@@ -283,9 +280,9 @@ def _requests_to_send(
 
 
 def _account(
-    outcome: _Outcome,
+    outcome: Outcome,
     report: IngestReport,
-    pending: list[_Fetched | NormalizedSnapshot],
+    pending: list[Fetched | NormalizedSnapshot],
     logger: logging.Logger,
 ) -> None:
     """File one fetch outcome: a payload or an unavailable key to store, or a failure."""
@@ -298,64 +295,9 @@ def _account(
             report.range,
         )
         pending.append(outcome)
-    elif isinstance(outcome, _Fetched):
+    elif isinstance(outcome, Fetched):
         pending.append(outcome)
     else:
         request, error = outcome
         report.failed.append((request.label, str(error)))
         logger.warning("%s: fetch failed: %s", request.label, error)
-
-
-def _prepare_batch(
-    items: list[_Fetched | NormalizedSnapshot],
-    report: IngestReport,
-    store: HeatmapStore,
-    quarantine: QuarantineStore,
-    preview_symbol: str | None,
-    logger: logging.Logger,
-) -> list[NormalizedSnapshot]:
-    """Ledger first: only payloads it does not know are normalized; returns those to store
-    (ledger rows of unavailable keys pass straight through)."""
-    fresh: list[NormalizedSnapshot] = [i for i in items if isinstance(i, NormalizedSnapshot)]
-    batch = [i for i in items if isinstance(i, _Fetched)]
-    if not batch:
-        return fresh
-    hashes = [payload_sha256(f.raw) for f in batch]
-    ids = [snapshot_id_for(f.request, sha) for f, sha in zip(batch, hashes, strict=True)]
-    known = store.known_snapshots(ids)
-    for fetched, sha, snapshot_id in zip(batch, hashes, ids, strict=True):
-        status = known.get(snapshot_id)
-        is_preview = fetched.request.symbol == preview_symbol
-        if status is not None:
-            report.unchanged += 1
-        if status == "loaded" and not is_preview:
-            report.loaded_snapshot_ids.append(snapshot_id)
-            continue
-        snapshot = normalize_payload(fetched.raw, fetched.request, fetched.fetched_at, sha256=sha)
-        if snapshot.quarantined:
-            reason = snapshot.ledger.reason or "unknown"
-            path = quarantine.keep(snapshot.ledger, fetched.raw)
-            report.quarantined.append(Quarantined(fetched.request.label, reason, path))
-            logger.warning(
-                "%s: quarantined (%s); payload kept at %s", fetched.request.label, reason, path
-            )
-        else:
-            report.loaded_snapshot_ids.append(snapshot_id)
-            if snapshot.ledger.x_axis == "beyond_candles":
-                report.x_beyond_candles.append(fetched.request.label)
-            if is_preview:
-                report.preview = snapshot
-        if status is None:
-            fresh.append(snapshot)
-            if not snapshot.quarantined:
-                report.schema_variants[snapshot.ledger.schema_variant or "?"] += 1
-    return fresh
-
-
-def _store_and_archive(
-    fresh: list[NormalizedSnapshot], store: HeatmapStore, archive: ParquetArchive
-) -> tuple[StoreResult, int]:
-    """Store one batch (one transaction), then archive the grids of its new snapshots."""
-    result = store.store_snapshots(fresh)
-    archived = sum(archive.archive(snapshot) is not None for snapshot in fresh)
-    return result, archived
