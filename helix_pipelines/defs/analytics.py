@@ -22,7 +22,7 @@ from helix_pipelines.defs.resources import (
     SignalBusResource,
     WarehouseResource,
 )
-from helix_pipelines.heatmaps.archive import ArchiveKey, ParquetArchive
+from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.render import render_png
 from helix_pipelines.services.outcomes import refresh_outcomes
 from helix_pipelines.services.signals import SignalsReport, refresh_signals
@@ -209,17 +209,7 @@ def _previews(report: SignalsReport, config: AnalyticsConfig, archive: ParquetAr
         view = next((v for v in views if v.range == config.risk_range), views[0] if views else None)
         if view is None:
             continue
-        snap_cells = archive.read(
-            ArchiveKey(
-                view.snapshot_id,
-                view.fetched_at,
-                view.scope,
-                view.exchange,
-                view.symbol,
-                view.model,
-                view.range,
-            )
-        )
+        snap_cells = archive.read(view)
         if snap_cells is None:
             parts.append(f"**{symbol}**: grid not in the archive at {archive.root}")
             continue

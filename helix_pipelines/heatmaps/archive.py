@@ -23,16 +23,16 @@ no-op.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from helix_pipelines.contracts.heatmaps import CELLS_SCHEMA, LedgerRow, NormalizedSnapshot
+from helix_pipelines.contracts.heatmaps import CELLS_SCHEMA, NormalizedSnapshot
 
 PARTITION_COLUMNS = ("model", "range")
 """Key columns the path holds instead of the file."""
@@ -40,35 +40,31 @@ FILE_SCHEMA = {c: t for c, t in CELLS_SCHEMA.items() if c not in PARTITION_COLUM
 _DICTIONARY_COLUMNS = [c for c in FILE_SCHEMA if c != "liq_usd"]
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveKey:
-    """What names one snapshot's file."""
-
-    snapshot_id: str
-    fetched_at: datetime
-    scope: str
-    exchange: str
-    symbol: str
-    model: int
-    range: str
-
-    @classmethod
-    def of(cls, ledger: LedgerRow) -> ArchiveKey:
-        return cls(
-            ledger.snapshot_id,
-            ledger.fetched_at,
-            ledger.scope,
-            ledger.exchange,
-            ledger.symbol,
-            ledger.model,
-            ledger.range,
-        )
+class SnapshotKey(Protocol):
+    """What names one snapshot's file: a `LedgerRow` has it, and so does every view of a
+    stored snapshot that keeps its ledger's key."""
 
     @property
-    def relative_path(self) -> str:
-        name = f"{self.scope}_{self.exchange or 'all'}_{self.symbol}_{self.snapshot_id}.parquet"
-        day = self.fetched_at.date().isoformat()
-        return f"model={self.model}/range={self.range}/date={day}/{name}"
+    def snapshot_id(self) -> str: ...
+    @property
+    def fetched_at(self) -> datetime: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def model(self) -> int: ...
+    @property
+    def range(self) -> str: ...
+
+
+def relative_path(key: SnapshotKey) -> str:
+    """`model=<m>/range=<r>/date=<d>/<scope>_<exchange>_<symbol>_<id>.parquet`."""
+    name = f"{key.scope}_{key.exchange or 'all'}_{key.symbol}_{key.snapshot_id}.parquet"
+    day = key.fetched_at.date().isoformat()
+    return f"model={key.model}/range={key.range}/date={day}/{name}"
 
 
 class ParquetArchive:
@@ -81,15 +77,15 @@ class ParquetArchive:
             self._fs, self._base = pafs.LocalFileSystem(), str(Path(self.root).resolve())
             self._local = True
 
-    def path_for(self, key: ArchiveKey) -> str:
+    def path_for(self, key: SnapshotKey) -> str:
         """The file's path inside the root's filesystem."""
-        return f"{self._base.rstrip('/')}/{key.relative_path}"
+        return f"{self._base.rstrip('/')}/{relative_path(key)}"
 
     def archive(self, snapshot: NormalizedSnapshot) -> str | None:
         """Write one loaded snapshot's grid; None when it is not loaded or already there."""
         if not snapshot.loaded:
             return None
-        path = self.path_for(ArchiveKey.of(snapshot.ledger))
+        path = self.path_for(snapshot.ledger)
         if self._fs.get_file_info(path).type != pafs.FileType.NotFound:
             return None
         table = snapshot.keyed(snapshot.cells).drop(PARTITION_COLUMNS).to_arrow()
@@ -107,7 +103,7 @@ class ParquetArchive:
             self._fs.move(target, path)
         return path
 
-    def read(self, key: ArchiveKey) -> pl.DataFrame | None:
+    def read(self, key: SnapshotKey) -> pl.DataFrame | None:
         """One snapshot's cells (`FILE_SCHEMA`), or None when it was never archived here."""
         path = self.path_for(key)
         if self._fs.get_file_info(path).type == pafs.FileType.NotFound:

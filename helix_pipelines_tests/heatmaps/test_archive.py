@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helix_pipelines.contracts.heatmaps import HeatmapRequest
-from helix_pipelines.heatmaps.archive import FILE_SCHEMA, ArchiveKey, ParquetArchive
+from helix_pipelines.heatmaps.archive import FILE_SCHEMA, ParquetArchive, relative_path
 from helix_pipelines.heatmaps.normalize import normalize_payload
 from helix_pipelines.testing.payloads import encode, v4_document
 
@@ -51,7 +51,7 @@ def test_archive_reads_back_identically_with_duckdb_polars_and_by_key(tmp_path: 
     assert scanned.sort("candle_ts", "price")["liq_usd"].to_list() == expected["liq_usd"].to_list()
     assert set(scanned["model"].to_list()) == {3}
 
-    read = archive.read(ArchiveKey.of(snap.ledger))
+    read = archive.read(snap.ledger)
     assert read is not None
     keyed = snap.keyed(snap.cells).drop("model", "range")
     assert read.equals(keyed)
@@ -80,9 +80,9 @@ def test_a_uri_root_goes_through_the_same_filesystem_layer(tmp_path: Path) -> No
     archive = ParquetArchive(f"file://{tmp_path}/lake")
     snap = snapshot(2, "12h")
     written = archive.archive(snap)
-    assert written == f"{tmp_path}/lake/{ArchiveKey.of(snap.ledger).relative_path}"
+    assert written == f"{tmp_path}/lake/{relative_path(snap.ledger)}"
     assert Path(written).is_file()
-    read = archive.read(ArchiveKey.of(snap.ledger))
+    read = archive.read(snap.ledger)
     assert read is not None
     assert read["liq_usd"].to_list() == snap.cells["liq_usd"].to_list()
     assert archive.scan().collect().height == snap.cells.height
@@ -90,7 +90,7 @@ def test_a_uri_root_goes_through_the_same_filesystem_layer(tmp_path: Path) -> No
 
 def test_a_missing_grid_reads_as_none_and_an_empty_archive_scans_empty(tmp_path: Path) -> None:
     archive = ParquetArchive(tmp_path / "nothing-yet")
-    assert archive.read(ArchiveKey.of(snapshot(3).ledger)) is None
+    assert archive.read(snapshot(3).ledger) is None
     assert archive.size_bytes() == 0
     with pytest.raises(FileNotFoundError):
         archive.scan()

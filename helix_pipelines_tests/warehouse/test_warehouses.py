@@ -281,24 +281,32 @@ def test_a_frame_reads_a_column_that_is_null_for_its_first_thousands_of_rows(
     assert read["ts"].drop_nulls().to_list() == [datetime(2026, 11, 25, 0, 5, tzinfo=UTC)] * 2
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
-def test_orders_stored_before_011_survive_the_move_to_one_key_per_mode(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """An existing database: orders written when orderLinkId alone was the key are all there
-    after 011, and from then on two modes can hold the same orderLinkId."""
+def migrated_before(
+    version: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> DuckDBDatabase | PostgresDatabase:
+    """An existing database: every migration numbered below `version` applied, none after."""
     before = tmp_path / "sql"
     before.mkdir()
     for migration in sorted(sql_dir().glob("*.sql")):
-        if migration.name < "011":
+        if migration.name < version:
             (before / migration.name).write_text(migration.read_text())
     database = (
         DuckDBDatabase(tmp_path / "old.duckdb")
         if backend == "duckdb"
         else PostgresDatabase(request.getfixturevalue("pg_dsn"))
     )
+    database.migrate(before)
+    return database
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_orders_stored_before_011_survive_the_move_to_one_key_per_mode(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An existing database: orders written when orderLinkId alone was the key are all there
+    after 011, and from then on two modes can hold the same orderLinkId."""
+    database = migrated_before("011", backend, tmp_path, request)
     try:
-        database.migrate(before)
         with database.connect() as conn:
             conn.execute(
                 "INSERT INTO executor_orders (order_link_id, signal_id, mode, symbol, side, "
@@ -326,18 +334,8 @@ def test_snapshots_stored_with_cells_before_012_get_their_profiles_and_spans(
 ) -> None:
     """An existing database whose snapshots kept every cell and (older still) no candle span:
     012 builds their profiles from the cells, so the analytics read them like new ones."""
-    before = tmp_path / "sql"
-    before.mkdir()
-    for migration in sorted(sql_dir().glob("*.sql")):
-        if migration.name < "012":
-            (before / migration.name).write_text(migration.read_text())
-    database = (
-        DuckDBDatabase(tmp_path / "old.duckdb")
-        if backend == "duckdb"
-        else PostgresDatabase(request.getfixturevalue("pg_dsn"))
-    )
+    database = migrated_before("012", backend, tmp_path, request)
     try:
-        database.migrate(before)
         snap = snapshot()  # cells at x 0, 0, 1, 3, 2: the live column is x = 3 (price 101)
         old_ledger = snap.ledger.to_frame().drop("cells_in_warehouse")
         old_ledger = old_ledger.with_columns(
