@@ -117,7 +117,9 @@ def test_clusters_zones_and_signals_are_stored_and_checked(pipeline) -> None:
     assert (long["stop_loss"] < long["entry"]).all()
     assert (long["take_profit"] > long["entry"]).all()
     assert (long["liquidation_price"] < long["stop_loss"]).all()
-    assert "data:image/png;base64," in str(meta(first, "liquidation_clusters")["preview"])
+    preview = str(meta(first, "liquidation_clusters")["preview"])
+    assert "data:image/png;base64," in preview
+    assert "not in the archive" not in preview  # every grid shown was read back from Parquet
 
 
 def test_signals_are_published_once_and_reruns_add_nothing(pipeline) -> None:
