@@ -45,7 +45,7 @@ from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.services.ingest import ingest_heatmaps
-from helix_pipelines.services.ingest_report import IngestReport
+from helix_pipelines.services.ingest_report import IngestOptions, IngestReport
 from helix_pipelines.testing.coinglass_server import FakeCoinGlassServer
 from helix_pipelines.testing.universe import coin_names
 from helix_pipelines.warehouse import open_warehouse
@@ -175,7 +175,17 @@ def run_sweep(args: argparse.Namespace) -> dict[str, object]:
                 async def one(model: int, range_: str) -> None:
                     async with slots:
                         report = await ingest_heatmaps(
-                            client, warehouse.heatmaps, archive, quarantine, members, model, range_
+                            client,
+                            warehouse.heatmaps,
+                            archive,
+                            quarantine,
+                            members,
+                            model,
+                            range_,
+                            IngestOptions(
+                                batch_size=args.batch_size,
+                                max_payloads_in_flight=max(24, 6 * args.batch_size),
+                            ),
                         )
                     account(report, model, range_)
 
@@ -216,10 +226,17 @@ def run_sweep(args: argparse.Namespace) -> dict[str, object]:
 
 
 def child(
-    base_url: str, backend: str, coins: int, limit: int, only: str | None, overlap: int
+    base_url: str,
+    backend: str,
+    coins: int,
+    limit: int,
+    only: str | None,
+    overlap: int,
+    batch_size: int,
 ) -> dict:
     command = [sys.executable, "-m", "bench.full_sweep", "--child", backend, "--base-url", base_url]
     command += ["--coins", str(coins), "--limit", str(limit), "--overlap", str(overlap)]
+    command += ["--batch-size", str(batch_size)]
     command += ["--only", only] if only else []
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     sys.stderr.write(done.stderr)
@@ -245,6 +262,7 @@ def main() -> None:
         "--only", help="model/range partitions of the sweep, e.g. 3/3d,1/12h (default: all 24)"
     )
     parser.add_argument("--skip-big", action="store_true", help="no one-partition run")
+    parser.add_argument("--batch-size", type=int, default=4, help="snapshots per transaction")
     parser.add_argument(
         "--overlap",
         type=int,
@@ -270,10 +288,14 @@ def main() -> None:
     )
     try:
         for backend in args.backends.split(","):
-            result = child(base_url, backend, args.coins, args.limit, args.only, args.overlap)
+            result = child(
+                base_url, backend, args.coins, args.limit, args.only, args.overlap, args.batch_size
+            )
             print("full_sweep " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
         for backend in [] if args.skip_big else args.backends.split(","):
-            result = child(base_url, backend, args.big_coins, args.limit, "3/3d", 1)
+            result = child(
+                base_url, backend, args.big_coins, args.limit, "3/3d", 1, args.batch_size
+            )
             print("full_sweep " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     finally:
         stop.set()

@@ -24,12 +24,20 @@ import duckdb
 from helix_pipelines.cli import demo, executor, inspect
 from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.contracts.vocabulary import RANGES
+from helix_pipelines.execution.brokers import VenueUnavailable
 from helix_pipelines.execution.settings import RefuseToStart
 from helix_pipelines.services.settings import Settings
 from helix_pipelines.warehouse.postgres_db import WarehouseConnectionError
 
 # What an operator can fix (a setting, a server, a file, the API): one line, not a traceback.
-OPERATOR_ERRORS = (WarehouseConnectionError, CoinGlassError, OSError, ValueError, duckdb.Error)
+OPERATOR_ERRORS = (
+    WarehouseConnectionError,
+    CoinGlassError,
+    VenueUnavailable,
+    OSError,
+    ValueError,
+    duckdb.Error,
+)
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -83,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OPERATOR_ERRORS as exc:
         if args.verbose:
             raise
-        print(f"helix: {type(exc).__name__}: {exc} (-v shows the traceback)", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever the server's text was
+        print(f"helix: {type(exc).__name__}: {message} (-v shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pybit.unified_trading import HTTP
 
+from helix_pipelines.execution.brokers import VenueUnavailable
 from helix_pipelines.execution.bybit_calls import BybitCalls
 
 MAINNET = "https://api.bybit.com"
@@ -47,7 +48,15 @@ class BybitInstrumentListing:
         self._timeout = timeout
 
     def linear_instruments(self) -> list[dict[str, Any]]:
+        """Every row, all pages; `VenueUnavailable` naming the endpoint when Bybit cannot be
+        read (down, unreachable, blocked, or a wrong endpoint)."""
         session = HTTP(timeout=self._timeout, force_retry=False, max_retries=2)
         session.endpoint = self.endpoint.rstrip("/")
         calls = BybitCalls(session)
-        return calls.pages("get_instruments_info", category="linear", limit=self.page_size)
+        try:
+            return calls.pages("get_instruments_info", category="linear", limit=self.page_size)
+        except VenueUnavailable as exc:
+            raise VenueUnavailable(
+                f"cannot read Bybit's instrument list at {self.endpoint} "
+                f"(HELIX_BYBIT_MARKET_URL): {exc}"
+            ) from None

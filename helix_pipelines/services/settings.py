@@ -32,6 +32,7 @@ executor holds.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -136,7 +137,7 @@ class Settings:
                     get("HELIX_WAREHOUSE_CELLS"),
                     _days(get("HELIX_CELLS_RETENTION_DAYS"), "HELIX_CELLS_RETENTION_DAYS", 30),
                 ),
-                duckdb_memory_limit=get("HELIX_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
+                duckdb_memory_limit=_memory(get("HELIX_DUCKDB_MEMORY_LIMIT")),
             ),
             universe=_universe(get, has_key=bool(get("COINGLASS_API_KEY"))),
             risk=tuned(RiskLimits(), "HELIX_RISK_", get),
@@ -158,15 +159,12 @@ class Settings:
 
     def with_data_dir(self, data_dir: Path) -> Settings:
         """The same settings with the embedded warehouse, archive and quarantine under `data_dir`
-        (a DSN, if any, still wins for the warehouse)."""
+        (a DSN, if any, still wins for the warehouse, and an archive root set on its own, such
+        as an object store, for the archive)."""
         return replace(
             self,
             storage=replace(
-                self.storage,
-                data_dir=data_dir,
-                duckdb_path=None,
-                archive_root=None,
-                quarantine_root=None,
+                self.storage, data_dir=data_dir, duckdb_path=None, quarantine_root=None
             ),
         )
 
@@ -213,6 +211,18 @@ def _universe(get: Callable[[str], str | None], *, has_key: bool) -> UniverseSel
         else DEFAULT_SYMBOLS,
         bybit_endpoint=get("HELIX_BYBIT_MARKET_URL") or MAINNET,
     )
+
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
+
+
+def _memory(raw: str | None) -> str:
+    """A size DuckDB accepts as its memory limit, checked here so the error names the setting."""
+    if raw is None:
+        return DEFAULT_MEMORY_LIMIT
+    if not _MEMORY.match(raw):
+        raise ValueError(f"HELIX_DUCKDB_MEMORY_LIMIT must be a size like 1GB or 512MB, got {raw!r}")
+    return raw
 
 
 def _days(raw: str | None, name: str, default: int | None) -> int | None:

@@ -170,7 +170,7 @@ class PostgresDatabase:
             if password:
                 reason = reason.replace(str(password), "***")
             raise WarehouseConnectionError(
-                f"cannot use the warehouse {redacted_dsn(self._dsn)}: {reason}"
+                f"cannot use the warehouse {redacted_dsn(self._dsn)}: {' '.join(reason.split())}"
             ) from None
 
     def close(self) -> None:

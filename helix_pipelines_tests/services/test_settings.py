@@ -78,6 +78,15 @@ def test_storage_knobs_come_from_the_environment() -> None:
         Settings.from_env({"HELIX_CELLS_RETENTION_DAYS": "a week"})
     with pytest.raises(ValueError, match="names no range"):
         Settings.from_env({"HELIX_WAREHOUSE_CELLS": "3/2d"})
+    with pytest.raises(ValueError, match="HELIX_DUCKDB_MEMORY_LIMIT must be a size"):
+        Settings.from_env({"HELIX_DUCKDB_MEMORY_LIMIT": "lots"})
+    # --data-dir moves the embedded files, not an archive root set on its own.
+    moved = Settings.from_env({"HELIX_ARCHIVE_ROOT": "s3://lake/helix"}).with_data_dir(Path("/x"))
+    assert (moved.storage.archive, moved.storage.warehouse_path) == (
+        "s3://lake/helix",
+        Path("/x/helix.duckdb"),
+    )
+    assert Settings.from_env({}).with_data_dir(Path("/x")).storage.archive == "/x/archive"
 
 
 def test_defaults_need_no_environment() -> None:

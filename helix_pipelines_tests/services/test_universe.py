@@ -170,3 +170,13 @@ def test_a_delisted_instrument_changes_the_fingerprint(bybit) -> None:
     assert after.fingerprint != before.fingerprint
     assert "ETH" not in {m.symbol for m in after.members}
     assert after.excluded["ETHUSDT"].startswith("status Closed")
+
+
+def test_an_unreachable_bybit_is_an_error_that_names_the_endpoint() -> None:
+    from helix_pipelines.execution.brokers import VenueUnavailable
+
+    with FakeBybitServer() as server:
+        endpoint = server.endpoint  # a port nothing listens on once the server stops
+    listing = BybitInstrumentListing(endpoint, timeout=2)
+    with pytest.raises(VenueUnavailable, match=rf"instrument list at {endpoint}"):
+        listing.linear_instruments()
