@@ -262,7 +262,7 @@ def main() -> None:
         "--only", help="model/range partitions of the sweep, e.g. 3/3d,1/12h (default: all 24)"
     )
     parser.add_argument("--skip-big", action="store_true", help="no one-partition run")
-    parser.add_argument("--batch-size", type=int, default=4, help="snapshots per transaction")
+    parser.add_argument("--batch-size", type=int, default=8, help="snapshots per transaction")
     parser.add_argument(
         "--overlap",
         type=int,

@@ -37,12 +37,12 @@ class HeatmapIngestConfig(dg.Config):
     preview_symbol: str | None = Field(
         default=None, description="Symbol rendered in the metadata preview (default: first)."
     )
-    batch_size: int = Field(default=4, description="Snapshots stored per transaction.")
+    batch_size: int = Field(default=8, description="Snapshots stored per transaction.")
     batches_in_flight: int = Field(
         default=2, description="Batches loading at once (each on its own connection)."
     )
     max_payloads_in_flight: int = Field(
-        default=24,
+        default=48,
         description="Payloads between request and storage at once: fetching waits beyond this.",
     )
     max_mb_in_flight: int = Field(

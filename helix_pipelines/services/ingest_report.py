@@ -72,9 +72,9 @@ class IngestOptions:
     under about 1 GB (bench/full_sweep.py)."""
 
     preview_symbol: str | None = None
-    batch_size: int = 4
+    batch_size: int = 8
     batches_in_flight: int = 2
-    max_payloads_in_flight: int = 24
+    max_payloads_in_flight: int = 48
     max_bytes_in_flight: int = 192 << 20
     skip_unavailable_for: timedelta | None = timedelta(hours=24)
 
