@@ -8,7 +8,7 @@ Detection on one profile (pure, no Dagster):
   3. Band of a peak: the contiguous levels above the peak's half-prominence line.
   4. Bands closer than `merge_atr` x ATR (of the snapshot's candles) merge into one cluster.
 Per cluster: whose positions it would liquidate (`liquidated_side`: short above the last close,
-long below), price_lo / price_hi / peak_price, share of the profile total, z-score of the peak,
+long below), price_lo / price_hi / peak_price, its USD and share of the profile total, z-score of the peak,
 distance in % and in ATR. Flags: magnet (largest share on its side within
 `magnet_max_distance_pct`) and swept (price traded through the band since the previous snapshot
 and its share fell).
@@ -45,6 +45,7 @@ class Cluster:
     z_score: float
     distance_pct: float
     distance_atr: float
+    usd: float  # liquidation USD in the band (the share's numerator)
     is_magnet: bool = False
     is_swept: bool = False
 
@@ -193,6 +194,7 @@ def _cluster(
         z_score=float((values[peak] - median) / spread),
         distance_pct=float((peak_price - last_close) / last_close * 100),
         distance_atr=float((peak_price - last_close) / atr) if atr > 0 else float("nan"),
+        usd=float(values[lo : hi + 1].sum()),
     )
 
 

@@ -1,64 +1,53 @@
-"""From stored heatmaps to clusters, consensus zones and trade signals, in one pure pass.
+"""From stored heatmaps to clusters, consensus zones, imbalance, the radar and trade signals, in
+one pure pass.
 
 Inputs are read from the warehouse: the two newest loaded snapshots of every heatmap key, the
-candles, and the snapshots' price-level profiles through a reader the caller passes, asked a few
-symbols at a time so memory holds one slice of the universe's profiles, never all of them.
-Outputs are frames in the analytics contracts and the trade signals. Deterministic: the same
-inputs give the same cluster, zone and signal ids.
+candles, the snapshots' price-level profiles through a reader the caller passes (`views`), and
+what history the radar and sizing need (`History`: baselines, imbalances already computed, hit
+rates). Outputs are frames in the analytics contracts, the radar and the trade signals.
+Deterministic: the same inputs give the same cluster, zone and signal ids.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import polars as pl
 
+from helix_pipelines.analytics.baselines import Baseline, BaselineKey, Comparison, compare_sides
 from helix_pipelines.analytics.caps import apply_exposure_caps
-from helix_pipelines.analytics.clusters import Cluster, ClusterParams, find_clusters, flag_swept
+from helix_pipelines.analytics.clusters import ClusterParams
 from helix_pipelines.analytics.consensus import ConsensusZone, SourcedCluster, build_zones
-from helix_pipelines.analytics.profiles import snapshot_profile
+from helix_pipelines.analytics.imbalance import MajorCluster, SnapshotImbalance, major_clusters
+from helix_pipelines.analytics.outcomes import WinRates, win_rate_for
+from helix_pipelines.analytics.radar import RadarParams, SymbolInputs, build_radar
 from helix_pipelines.analytics.risk import RiskLimits, TradePlan
 from helix_pipelines.analytics.trades import PlannedTrade, SignalParams, plan_symbol, to_signal
-from helix_pipelines.analytics.volatility import atr
+from helix_pipelines.analytics.views import (
+    LevelsReader,
+    SnapshotView,
+    current_views,
+    snapshot_views,
+)
+from helix_pipelines.contracts.radar import RadarEntry
 from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.contracts.tables import CLUSTERS_SCHEMA, ZONES_SCHEMA
-from helix_pipelines.contracts.vocabulary import RANGES
+from helix_pipelines.contracts.vocabulary import RANGES, LiquidatedSide
 
-PROFILES = ("cumulative", "live")
 _KEY = ["scope", "exchange", "symbol", "range"]
-SYMBOLS_PER_READ = 20
-"""Symbols whose profiles are read and analyzed together (about 20 x 48 snapshots x a few
-hundred levels: some 300k rows in memory at a time)."""
-
-LevelsReader = Callable[[Sequence[str]], pl.DataFrame]
-"""snapshot ids -> their profiles (snapshot_id, price, cumulative_usd, live_usd)."""
 
 
-@dataclass
-class SnapshotView:
-    """One snapshot with what the analytics need of it."""
+@dataclass(frozen=True)
+class History:
+    """What earlier refreshes left that this one builds on (all empty on a new warehouse)."""
 
-    snapshot_id: str
-    fetched_at: datetime
-    scope: str
-    exchange: str
-    symbol: str
-    model: int
-    range: str
-    level_lo: float
-    level_hi: float
-    last_close: float
-    atr: float
-    first_candle_ts: datetime
-    last_candle_ts: datetime
-    clusters: dict[str, list[Cluster]] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str, str, int, str]:
-        return (self.scope, self.exchange, self.symbol, self.model, self.range)
+    baselines: Mapping[BaselineKey, Baseline] = field(default_factory=dict)
+    imbalances: Mapping[str, SnapshotImbalance] = field(default_factory=dict)  # by snapshot id
+    win_rates: WinRates = field(default_factory=dict)
+    universe: Sequence[str] = ()  # symbols the radar must list even without a heatmap
 
 
 @dataclass
@@ -71,6 +60,10 @@ class AnalyticsResult:
     plan_atr: dict[str, float]  # symbol -> the ATR its plan was sized with
     snapshots_analyzed: int
     views: dict[str, SnapshotView]
+    imbalances: list[SnapshotImbalance] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)  # the ones this refresh advanced
+    radar: list[RadarEntry] = field(default_factory=list)
+    win_rates_used: dict[str, str] = field(default_factory=dict)  # symbol -> where p came from
 
 
 def analyze(
@@ -81,43 +74,77 @@ def analyze(
     now: datetime,
     cluster_params: ClusterParams | None = None,
     signal_params: SignalParams | None = None,
+    radar_params: RadarParams | None = None,
     limits: RiskLimits | None = None,
+    history: History | None = None,
 ) -> AnalyticsResult:
     """Clusters for the newest snapshot of every key (swept against the previous one), consensus
-    zones per symbol, and risk-checked trade signals."""
+    zones per symbol, imbalance and the radar, and risk-checked trade signals for the radar's
+    top coins."""
     cluster_params = cluster_params or ClusterParams()
     signal_params = signal_params or SignalParams()
     limits = limits or RiskLimits()
+    history = history or History()
     candles_by_key = candles.sort("ts").partition_by(_KEY, as_dict=True, include_key=False)
-    views = _snapshot_views(latest, levels_of, candles_by_key, cluster_params)
-    current = _mark_swept(latest, views, candles_by_key)
+    views = snapshot_views(latest, levels_of, candles_by_key, cluster_params)
+    current = current_views(latest, views, candles_by_key)
+    imbalances, baselines = assess(current, history)
+    imbalance_of = {i.snapshot_id: i for i in imbalances}
     by_symbol: dict[str, list[SnapshotView]] = defaultdict(list)
     for view in current:
         by_symbol[view.symbol].append(view)
     zones: list[ConsensusZone] = []
     zone_of_cluster: dict[str, ConsensusZone] = {}
+    symbol_zones: dict[str, tuple[list[ConsensusZone], SnapshotView]] = {}
+    for symbol, symbol_views in sorted(by_symbol.items()):
+        symbol_zones[symbol] = _symbol_zones(symbol, symbol_views, zone_of_cluster)
+        zones.extend(symbol_zones[symbol][0])
+    radar = build_radar(
+        [
+            SymbolInputs(
+                symbol,
+                [imbalance_of[v.snapshot_id] for v in by_symbol[symbol]],
+                own_zones,
+                price_view.last_close,
+                price_view.atr,
+            )
+            for symbol, (own_zones, price_view) in symbol_zones.items()
+        ],
+        history.universe,
+        now=now,
+        params=radar_params,
+    )
+    radar_of = {entry.symbol: entry for entry in radar}
     planned: dict[str, tuple[PlannedTrade, list[str]]] = {}
     rejected: dict[str, str] = {}
-    closes: dict[str, float] = {}
     plan_atr: dict[str, float] = {}
-    for symbol, symbol_views in sorted(by_symbol.items()):
-        symbol_zones, price_view = _symbol_zones(symbol, symbol_views, zone_of_cluster)
-        zones.extend(symbol_zones)
-        closes[symbol] = price_view.last_close
+    win_rates_used: dict[str, str] = {}
+    for symbol, (own_zones, price_view) in symbol_zones.items():
+        entry = radar_of[symbol]
+        outside = _outside_top(entry, signal_params.radar_top_k)
+        if outside:
+            rejected[symbol] = outside
+            continue
+        symbol_views = by_symbol[symbol]
         risk_view = next(
             (v for v in symbol_views if v.range == signal_params.risk_range), price_view
         )
         risk_candles = candles_by_key[
             (risk_view.scope, risk_view.exchange, symbol, risk_view.range)
         ]
+        win_rate, source = win_rate_for(
+            entry.tier, history.win_rates, signal_params.win_rate, signal_params.min_outcomes
+        )
+        win_rates_used[symbol] = source
         outcome = plan_symbol(
             symbol,
-            symbol_zones,
+            own_zones,
             price_view.last_close,
             risk_view.atr,
             risk_candles,
             signal_params,
             limits,
+            win_rate=win_rate,
         )
         if isinstance(outcome, str):
             rejected[symbol] = outcome
@@ -130,11 +157,16 @@ def analyze(
     as_of = max((v.fetched_at for v in current), default=now)
     signals = [
         to_signal(
-            PlannedTrade(plan, trade.target, trade.stop), snapshot_ids, created_at=now, as_of=as_of
+            PlannedTrade(plan, trade.target, trade.stop),
+            snapshot_ids,
+            created_at=now,
+            as_of=as_of,
+            radar=radar_of[plan.symbol],
         )
         for plan in capped
         for trade, snapshot_ids in [planned[plan.symbol]]
     ]
+    closes = {symbol: view.last_close for symbol, (_, view) in symbol_zones.items()}
     return AnalyticsResult(
         clusters=_clusters_frame(current, zone_of_cluster),
         zones=_zones_frame(zones, now, closes),
@@ -144,60 +176,82 @@ def analyze(
         plan_atr=plan_atr,
         snapshots_analyzed=len(current),
         views=views,
+        imbalances=imbalances,
+        baselines=baselines,
+        radar=radar,
+        win_rates_used=win_rates_used,
     )
 
 
-def _snapshot_views(
-    latest: pl.DataFrame,
-    levels_of: LevelsReader,
-    candles_by_key: dict[tuple[object, ...], pl.DataFrame],
-    params: ClusterParams,
-) -> dict[str, SnapshotView]:
-    views: dict[str, SnapshotView] = {}
-    symbols = latest["symbol"].unique(maintain_order=True).to_list()
-    for start in range(0, len(symbols), SYMBOLS_PER_READ):
-        chunk = latest.filter(pl.col("symbol").is_in(symbols[start : start + SYMBOLS_PER_READ]))
-        levels = levels_of(chunk["snapshot_id"].to_list())
-        by_snapshot = levels.partition_by("snapshot_id", as_dict=True, include_key=False)
-        for row in chunk.iter_rows(named=True):
-            snapshot_levels = by_snapshot.get((row["snapshot_id"],))
-            key_candles = candles_by_key.get(
-                (row["scope"], row["exchange"], row["symbol"], row["range"])
-            )
-            if snapshot_levels is None or key_candles is None or snapshot_levels.height == 0:
-                continue
-            view = _view(row, snapshot_levels, key_candles, params)
-            if view is not None:
-                views[view.snapshot_id] = view
-    return views
+def _outside_top(entry: RadarEntry, top_k: int | None) -> str | None:
+    """Why a symbol gets no signal because of its radar entry, or None."""
+    if entry.rank is None:
+        return f"not on the radar: {entry.excluded_reason}"
+    if top_k is not None and entry.rank > top_k:
+        return f"radar rank {entry.rank} is outside the top {top_k}"
+    return None
 
 
-def _mark_swept(
-    latest: pl.DataFrame,
-    views: dict[str, SnapshotView],
-    candles_by_key: dict[tuple[object, ...], pl.DataFrame],
-) -> list[SnapshotView]:
-    """The newest view of every key, its clusters flagged swept against the previous view."""
+def assess(
+    current: Sequence[SnapshotView], history: History
+) -> tuple[list[SnapshotImbalance], list[Baseline]]:
+    """The imbalance row of every current snapshot and the baselines advanced by them.
 
-    def by_recency(recency: int) -> list[SnapshotView]:
-        ids = latest.filter(pl.col("recency") == recency)["snapshot_id"].to_list()
-        return [views[i] for i in ids if i in views]
-
-    previous = {v.key: v for v in by_recency(2)}
-    current = by_recency(1)
+    A snapshot seen by an earlier refresh keeps its stored row (its z-scores were taken against
+    the baseline before it, and the baseline holds it now); a new one is compared with its key's
+    baseline, then folded in.
+    """
+    rows: list[SnapshotImbalance] = []
+    advanced: dict[BaselineKey, Baseline] = {}
     for view in current:
-        before = previous.get(view.key)
-        if before is None:
+        known = history.imbalances.get(view.snapshot_id)
+        if known is not None:
+            rows.append(known)
             continue
-        since = candles_by_key[(view.scope, view.exchange, view.symbol, view.range)].filter(
-            pl.col("ts") > before.last_candle_ts
-        )
-        lows, highs = since["low"].to_numpy(), since["high"].to_numpy()
-        for profile in PROFILES:
-            view.clusters[profile] = flag_swept(
-                view.clusters[profile], before.clusters[profile], lows, highs
-            )
-    return current
+        baseline = advanced.get(view.key) or history.baselines.get(view.key) or Baseline(view.key)
+        majors = major_clusters(view.clusters["cumulative"])
+        comparisons = compare_sides(baseline, majors)
+        rows.append(_imbalance_row(view, majors, comparisons, baseline.samples))
+        folded = baseline.fold(view.fetched_at, majors.values())
+        if folded is not baseline:
+            advanced[view.key] = folded
+    return rows, list(advanced.values())
+
+
+def _imbalance_row(
+    view: SnapshotView,
+    majors: dict[LiquidatedSide, MajorCluster],
+    comparisons: dict[LiquidatedSide, Comparison],
+    samples: int,
+) -> SnapshotImbalance:
+    cumulative, live = view.totals["cumulative"], view.totals["live"]
+    above, below = majors.get("short"), majors.get("long")
+    above_z, below_z = comparisons.get("short"), comparisons.get("long")
+    return SnapshotImbalance(
+        snapshot_id=view.snapshot_id,
+        fetched_at=view.fetched_at,
+        scope=view.scope,
+        exchange=view.exchange,
+        symbol=view.symbol,
+        model=view.model,
+        range=view.range,
+        last_close=view.last_close,
+        cumulative_usd_above=cumulative.usd_above,
+        cumulative_usd_below=cumulative.usd_below,
+        cumulative_imbalance=cumulative.imbalance,
+        live_usd_above=live.usd_above,
+        live_usd_below=live.usd_below,
+        live_imbalance=live.imbalance,
+        major_above_usd=above.usd if above else None,
+        major_above_distance_pct=above.distance_pct if above else None,
+        major_below_usd=below.usd if below else None,
+        major_below_distance_pct=below.distance_pct if below else None,
+        size_z_above=above_z.size_z if above_z else None,
+        size_z_below=below_z.size_z if below_z else None,
+        distance_z_above=above_z.distance_z if above_z else None,
+        distance_z_below=below_z.distance_z if below_z else None,
+        baseline_samples=samples,
+    )
 
 
 def _symbol_zones(
@@ -220,45 +274,6 @@ def _symbol_zones(
             if zone.price_lo <= item.cluster.price_lo and item.cluster.price_hi <= zone.price_hi:
                 zone_of_cluster[item.cluster.cluster_id] = zone
     return zones, price_view
-
-
-def _view(
-    row: dict[str, object], levels: pl.DataFrame, candles: pl.DataFrame, params: ClusterParams
-) -> SnapshotView | None:
-    span = (row["first_candle_ts"], row["last_candle_ts"])
-    if None in span:
-        return None
-    window = candles.filter(pl.col("ts").is_between(*span))
-    if window.height == 0:
-        return None
-    high, low, close = (window[c].to_numpy() for c in ("high", "low", "close"))
-    atr_value = atr(high, low, close)
-    profile = snapshot_profile(levels)
-    view = SnapshotView(
-        snapshot_id=str(row["snapshot_id"]),
-        fetched_at=row["fetched_at"],  # type: ignore[arg-type]
-        scope=str(row["scope"]),
-        exchange=str(row["exchange"]),
-        symbol=str(row["symbol"]),
-        model=int(row["model"]),  # type: ignore[call-overload]
-        range=str(row["range"]),
-        level_lo=float(profile.prices.min()),
-        level_hi=float(profile.prices.max()),
-        last_close=float(close[-1]),
-        atr=atr_value,
-        first_candle_ts=window["ts"].min(),  # type: ignore[arg-type]
-        last_candle_ts=window["ts"].max(),  # type: ignore[arg-type]
-    )
-    for kind in PROFILES:
-        view.clusters[kind] = find_clusters(
-            profile.prices,
-            profile.values(kind),
-            last_close=view.last_close,
-            atr=atr_value,
-            snapshot_id=f"{view.snapshot_id}|{kind}",
-            params=params,
-        )
-    return view
 
 
 def _clusters_frame(views: list[SnapshotView], zone_of: dict[str, ConsensusZone]) -> pl.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from helix_pipelines.analytics.caps import plan_violations, portfolio_violations
@@ -58,3 +60,29 @@ def signal_violations(result: AnalyticsResult, limits: RiskLimits) -> list[str]:
             for v in plan_violations(plan, limits, atr_value=result.plan_atr[plan.symbol])
         ]
     return list(dict.fromkeys(found))
+
+
+def radar_violations(result: AnalyticsResult, universe: Sequence[str]) -> dict[str, int]:
+    """Universe symbols missing from the radar, ranks that are not exactly 1..n, ranked entries
+    without a score in [0, 1], a tier or a direction, and excluded entries without a reason."""
+    entries = result.radar
+    ranked = [e for e in entries if e.rank is not None]
+    listed = {e.symbol for e in entries}
+    return {
+        "universe_symbols_missing": len(set(universe) - listed),
+        "ranks_not_contiguous": int(
+            sorted(e.rank for e in ranked if e.rank is not None) != list(range(1, len(ranked) + 1))
+        ),
+        "ranked_without_components": sum(
+            1
+            for e in ranked
+            if e.score is None
+            or not 0 <= e.score <= 1
+            or e.tier is None
+            or e.direction is None
+            or e.target_price is None
+        ),
+        "excluded_without_reason": sum(
+            1 for e in entries if e.rank is None and not e.excluded_reason
+        ),
+    }

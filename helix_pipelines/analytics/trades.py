@@ -18,6 +18,7 @@ from helix_pipelines.analytics.consensus import ConsensusZone
 from helix_pipelines.analytics.risk import RiskLimits, TradePlan
 from helix_pipelines.analytics.sizing import plan_trade
 from helix_pipelines.analytics.volatility import wick_overshoot_atr
+from helix_pipelines.contracts.radar import RadarEntry
 from helix_pipelines.contracts.signals import SIGNAL_SCHEMA_VERSION, TradeSignal
 from helix_pipelines.contracts.vocabulary import Side
 
@@ -29,6 +30,8 @@ class SignalParams:
     min_consensus: float = 0.5  # zones scoring below this neither set stops nor targets
     risk_range: str = "24h"  # whose candles give the ATR and wick statistics of a trade
     win_rate: float = 0.5  # prior for the Kelly bound until outcomes say otherwise
+    min_outcomes: int = 30  # signal outcomes a radar tier needs before its hit rate replaces it
+    radar_top_k: int | None = None  # plan only the radar's top K coins (None: every ranked coin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +51,11 @@ def plan_symbol(
     candles: pl.DataFrame,
     params: SignalParams,
     limits: RiskLimits,
+    *,
+    win_rate: float | None = None,
 ) -> PlannedTrade | str:
     """The better of a long toward the strongest zone above and a short toward the one below,
-    or why neither can be planned."""
+    or why neither can be planned. `win_rate` (default: the prior in `params`) feeds Kelly."""
     agreed = [z for z in zones if z.consensus_score >= params.min_consensus]
     above = [z for z in agreed if z.price_lo > last_close]
     below = [z for z in agreed if z.price_hi < last_close]
@@ -81,7 +86,7 @@ def plan_symbol(
             atr_value=atr_value,
             wick_buffer_atr=wick_buffer,
             limits=limits,
-            win_rate=params.win_rate,
+            win_rate=params.win_rate if win_rate is None else win_rate,
         )
         if isinstance(plan, str):
             reasons.append(f"{side}: {plan}")
@@ -99,7 +104,12 @@ def signal_id_for(symbol: str, side: str, snapshot_ids: list[str]) -> str:
 
 
 def to_signal(
-    trade: PlannedTrade, snapshot_ids: list[str], *, created_at: datetime, as_of: datetime
+    trade: PlannedTrade,
+    snapshot_ids: list[str],
+    *,
+    created_at: datetime,
+    as_of: datetime,
+    radar: RadarEntry | None = None,
 ) -> TradeSignal:
     plan = trade.plan
     # The plan's fields are the signal's trade fields, name for name (one concept, one name):
@@ -114,4 +124,10 @@ def to_signal(
         consensus_score=min(trade.target.consensus_score, trade.stop.consensus_score),
         target_zone_id=trade.target.zone_id,
         stop_zone_id=trade.stop.zone_id,
+        radar_rank=radar.rank if radar else None,
+        radar_decile=radar.decile if radar else None,
+        radar_tier=radar.tier if radar else None,
+        radar_score=radar.score if radar else None,
+        radar_imbalance=radar.imbalance if radar else None,
+        radar_nearest_distance_pct=radar.nearest_distance_pct if radar else None,
     )

@@ -1,4 +1,5 @@
-"""Names on Redis shared by the signal publisher and its consumers, and how to connect.
+"""Names on Redis shared by the signal and radar publishers and their consumers, and how to
+connect.
 
 Every key and channel name takes a `key_prefix`, so several deployments (and parallel test runs)
 share one Redis without seeing each other.
@@ -12,6 +13,9 @@ SIGNAL_STREAM = "helix:signals"
 SIGNAL_CHANNEL = "helix:signals:notify"
 PUBLISHED_SET = "helix:signals:published"
 DEAD_LETTER_STREAM = "helix:signals:dead"
+RADAR_STREAM = "helix:radar"
+RADAR_LATEST = "helix:radar:latest"
+RADAR_CHANNEL = "helix:radar:notify"
 
 # The dead-letter stream is for inspection, not an archive: bounded like the signal stream.
 DEAD_LETTER_MAXLEN = 100_000

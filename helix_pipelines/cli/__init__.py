@@ -1,9 +1,11 @@
 """`helix` command line: run the pipeline on embedded defaults, inspect what is stored, trade.
 
-  helix demo      the universe, every model x range, then clusters, signals and the paper
+  helix demo      the universe, every model x range, then clusters, the radar, signals and the paper
                   executor on them, with a summary
   helix status    what the warehouse holds, per model x range
   helix universe  the universe the current configuration resolves to
+  helix radar     the newest liquidation radar: coins ranked by imbalance and distance to
+                  their major zones (--refresh recomputes it, --all lists excluded coins)
   helix executor  serve | status | halt | reset-halt (the trade executor, paper by default)
 
 Every command builds from one `Settings` read from the environment (the same as Dagster's
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from helix_pipelines.cli import demo, executor, inspect
+from helix_pipelines.cli import demo, executor, inspect, radar
 from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.contracts.vocabulary import RANGES
 from helix_pipelines.execution.brokers import VenueUnavailable
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")
     universe_parser.add_argument("--symbols", help="comma-separated coins")
     universe_parser.set_defaults(run=inspect.universe)
+    radar.add_command(commands)
     executor.add_commands(commands)
     return parser
 

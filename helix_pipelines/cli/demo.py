@@ -1,5 +1,5 @@
 """`helix demo`: the whole pipeline on whatever the settings select (the sandbox by default):
-the universe, every model x range, then analytics and the executor, through the same services
+the universe, every model x range, then analytics (with the radar) and the executor, through the same services
 the assets run, with one line per partition."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from helix_pipelines.bus.publisher import SignalPublisher
+from helix_pipelines.bus.radar import RadarPublisher
+from helix_pipelines.cli.radar import format_radar
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.settings import open_source
 from helix_pipelines.contracts.heatmaps import UniverseMember
@@ -158,18 +160,26 @@ def _row(report: IngestReport) -> tuple[object, ...]:
 
 def _analytics_and_executor(settings: Settings, warehouse: Warehouse) -> None:
     """Clusters, zones and signals from what was just ingested, then the executor on them."""
-    publisher = (
-        SignalPublisher(settings.redis_url, key_prefix=settings.bus_prefix)
+    publisher, radar_publisher = (
+        (
+            SignalPublisher(settings.redis_url, key_prefix=settings.bus_prefix),
+            RadarPublisher(settings.redis_url, key_prefix=settings.bus_prefix),
+        )
         if settings.redis_url
-        else None
+        else (None, None)
     )
     try:
         report = refresh_signals(
-            warehouse, now=utc_now(), limits=settings.risk, publisher=publisher
+            warehouse,
+            now=utc_now(),
+            limits=settings.risk,
+            publisher=publisher,
+            radar_publisher=radar_publisher,
         )
     finally:
-        if publisher is not None:
-            publisher.close()
+        for bus in (publisher, radar_publisher):
+            if bus is not None:
+                bus.close()
     if report is None:
         print("analytics: nothing to analyze yet")
         return
@@ -180,6 +190,7 @@ def _analytics_and_executor(settings: Settings, warehouse: Warehouse) -> None:
         f"{len(report.tradable)} trade signals ({len(report.new)} new, "
         f"{report.published or 0} published to Redis)"
     )
+    print(format_radar(result.radar, top=10, show_excluded=True, now=utc_now()))
     run = run_pending(
         build_executor(settings, warehouse),
         warehouse,

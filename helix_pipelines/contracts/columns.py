@@ -14,7 +14,8 @@ UTC_TIME = pl.Datetime("us", "UTC")
 # `from __future__ import annotations`) -> the polars type that holds them.
 _POLARS: dict[str, pl.DataType] = {
     "str": pl.String(), "str | None": pl.String(), "Side": pl.String(),
-    "OrderStatus": pl.String(), "float": pl.Float64(), "float | None": pl.Float64(),
+    "OrderStatus": pl.String(), "Tier | None": pl.String(), "Direction | None": pl.String(),
+    "float": pl.Float64(), "float | None": pl.Float64(),
     "int": pl.Int16(), "int | None": pl.Int16(), "bool": pl.Boolean(),
     "datetime": UTC_TIME, "datetime | None": UTC_TIME,
 }  # fmt: skip

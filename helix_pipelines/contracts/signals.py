@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +21,9 @@ import polars as pl
 from helix_pipelines.contracts.columns import schema_of
 from helix_pipelines.contracts.vocabulary import SIDES, Side
 
-SIGNAL_SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = frozenset({SIGNAL_SCHEMA_VERSION})
+SIGNAL_SCHEMA_VERSION = 2
+"""2 added the radar fields (all optional); a version 1 signal reads with them unset."""
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1, SIGNAL_SCHEMA_VERSION})
 
 
 class InvalidSignal(ValueError):  # noqa: N818 - reads as what it is: an invalid signal
@@ -62,6 +63,14 @@ class TradeSignal:
     consensus_score: float
     target_zone_id: str
     stop_zone_id: str
+    # The radar entry of the symbol when the signal was made (None: made without a radar, or a
+    # version 1 signal): what the hit rates by radar rank and tier are read by.
+    radar_rank: int | None = None
+    radar_decile: int | None = None
+    radar_tier: str | None = None
+    radar_score: float | None = None
+    radar_imbalance: float | None = None
+    radar_nearest_distance_pct: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("signal_id", "symbol"):
@@ -100,7 +109,11 @@ class TradeSignal:
     def from_row(cls, row: Mapping[str, Any]) -> TradeSignal:
         """From a `trade_signals` row or a decoded message; InvalidSignal names what is wrong."""
         try:
-            values = {f.name: _COERCE[str(f.type)](row[f.name]) for f in fields(cls)}
+            values = {
+                f.name: _coerce(str(f.type), row[f.name])
+                for f in fields(cls)
+                if f.name in row or f.default is MISSING  # an optional field may be absent
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidSignal(f"signal {row.get('signal_id')!r} is malformed: {exc!r}") from None
         return cls(**values)
@@ -159,6 +172,16 @@ _COERCE: dict[str, Any] = {
     "Side": _text,
     "datetime": _utc,
 }
+
+
+def _coerce(type_name: str, value: object) -> object:
+    """`value` as the field type `type_name`; an optional type (`T | None`) also takes None."""
+    base, optional = type_name.removesuffix(" | None"), type_name.endswith(" | None")
+    if optional and value is None:
+        return None
+    return _COERCE[base](value)
+
+
 SIGNALS_SCHEMA = schema_of(TradeSignal)
 """`trade_signals`: one row per signal, the fields of TradeSignal in order."""
 

@@ -4,7 +4,14 @@
   liquidation_clusters  one cluster of one snapshot's profile (cumulative or live)
   consensus_zones       one zone of agreeing clusters per symbol, per computation
   trade_signals         one planned trade (contracts.signals.TradeSignal)
-  cluster_outcomes      one past cluster or signal scored against the candles that followed
+  cluster_outcomes      one past cluster, signal or radar entry scored against the candles that
+                        followed (radar entries and signals carry the rank, decile and tier
+                        they had when they were made)
+  liquidation_imbalance one snapshot's USD above / below its close, its major clusters, and how
+                        they compare with the key's baseline before the snapshot was folded in
+  cluster_baselines     one (symbol, model, range): running mean and spread of its major
+                        clusters' size and distance
+  liquidation_radar     one symbol per radar refresh: rank, score, components, or why excluded
   executor_orders       one row per signal the executor decided on, keyed by orderLinkId
   executor_decisions    every decision with its reason
   executor_state        key/value: the persisted halt, the day's starting equity
@@ -17,6 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from helix_pipelines.contracts.columns import UTC_TIME, schema_of
+from helix_pipelines.contracts.radar import RadarEntry
 from helix_pipelines.contracts.records import OrderRecord, PaperFill, PaperPosition
 from helix_pipelines.contracts.signals import SIGNALS_SCHEMA
 
@@ -45,6 +53,7 @@ CLUSTERS_SCHEMA: dict[str, pl.DataType] = {
     "last_close": FLOAT,
     "atr": FLOAT,
     "consensus_score": FLOAT,
+    "usd": FLOAT,
 }
 
 ZONES_SCHEMA: dict[str, pl.DataType] = {
@@ -79,7 +88,53 @@ OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
     "hours_to_touch": FLOAT,
     "max_adverse_pct": FLOAT,
     "evaluated_at": UTC_TIME,
+    "radar_rank": pl.Int16(),
+    "radar_decile": pl.Int16(),
+    "radar_tier": TEXT,
 }
+
+IMBALANCE_SCHEMA: dict[str, pl.DataType] = {
+    "snapshot_id": TEXT,
+    "fetched_at": UTC_TIME,
+    "scope": TEXT,
+    "exchange": TEXT,
+    "symbol": TEXT,
+    "model": pl.Int16(),
+    "range": TEXT,
+    "last_close": FLOAT,
+    "cumulative_usd_above": FLOAT,
+    "cumulative_usd_below": FLOAT,
+    "cumulative_imbalance": FLOAT,
+    "live_usd_above": FLOAT,
+    "live_usd_below": FLOAT,
+    "live_imbalance": FLOAT,
+    "major_above_usd": FLOAT,
+    "major_above_distance_pct": FLOAT,
+    "major_below_usd": FLOAT,
+    "major_below_distance_pct": FLOAT,
+    "size_z_above": FLOAT,
+    "size_z_below": FLOAT,
+    "distance_z_above": FLOAT,
+    "distance_z_below": FLOAT,
+    "baseline_samples": pl.Int64(),
+}
+
+BASELINES_SCHEMA: dict[str, pl.DataType] = {
+    "scope": TEXT,
+    "exchange": TEXT,
+    "symbol": TEXT,
+    "model": pl.Int16(),
+    "range": TEXT,
+    "samples": pl.Int64(),
+    "size_mean": FLOAT,
+    "size_m2": FLOAT,
+    "distance_mean": FLOAT,
+    "distance_m2": FLOAT,
+    "folded_through": UTC_TIME,
+}
+
+RADAR_SCHEMA = schema_of(RadarEntry)
+"""`liquidation_radar`: one row per symbol per refresh, the fields of RadarEntry in order."""
 
 _ORDER_COLUMNS = list(schema_of(OrderRecord).items())
 ORDERS_SCHEMA: dict[str, pl.DataType] = dict(
@@ -108,6 +163,9 @@ TABLES: dict[str, tuple[dict[str, pl.DataType], tuple[str, ...]]] = {
     "consensus_zones": (ZONES_SCHEMA, ("zone_id",)),
     "trade_signals": (SIGNALS_SCHEMA, ("signal_id",)),
     "cluster_outcomes": (OUTCOMES_SCHEMA, ("subject_kind", "subject_id")),
+    "liquidation_imbalance": (IMBALANCE_SCHEMA, ("snapshot_id",)),
+    "cluster_baselines": (BASELINES_SCHEMA, ("scope", "exchange", "symbol", "model", "range")),
+    "liquidation_radar": (RADAR_SCHEMA, ("refreshed_at", "symbol")),
     "executor_orders": (ORDERS_SCHEMA, ("mode", "order_link_id")),
     "executor_decisions": (DECISIONS_SCHEMA, ("decision_id",)),
     "executor_state": (STATE_SCHEMA, ("key",)),

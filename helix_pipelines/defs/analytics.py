@@ -1,8 +1,9 @@
-"""Liquidation analytics assets: clusters -> consensus zones -> trade signals, and outcomes.
+"""Liquidation analytics assets: clusters -> consensus zones, imbalance -> the radar -> trade
+signals, and outcomes.
 
 They refresh themselves after new heatmaps land (automation conditions, evaluated by a sensor
-that is on by default), read the warehouse, and
-write their results back; signals also go to the Redis stream when HELIX_REDIS_URL is set.
+that is on by default), read the warehouse, and write their results back; signals and the radar
+also go to Redis when HELIX_REDIS_URL is set.
 """
 
 import base64
@@ -11,10 +12,19 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from helix_pipelines.analytics.baselines import MIN_SAMPLES
 from helix_pipelines.analytics.clusters import ClusterParams
+from helix_pipelines.analytics.radar import RadarParams
 from helix_pipelines.analytics.trades import SignalParams
 from helix_pipelines.clock import utc_now
-from helix_pipelines.contracts.signals import TradeSignal
+from helix_pipelines.contracts.radar import TIERS
+from helix_pipelines.defs.analytics_tables import (
+    radar_rates_table,
+    radar_table,
+    rates_table,
+    signals_table,
+    zones_table,
+)
 from helix_pipelines.defs.heatmaps import LOADED
 from helix_pipelines.defs.resources import (
     ArchiveResource,
@@ -24,15 +34,19 @@ from helix_pipelines.defs.resources import (
 )
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.render import render_png
+from helix_pipelines.pictures.radar import radar_png
 from helix_pipelines.services.outcomes import refresh_outcomes
 from helix_pipelines.services.signals import SignalsReport, refresh_signals
 
 CLUSTERS = dg.AssetKey("liquidation_clusters")
 ZONES = dg.AssetKey("consensus_zones")
+IMBALANCE = dg.AssetKey("liquidation_imbalance")
+RADAR = dg.AssetKey("liquidation_radar")
 SIGNALS = dg.AssetKey("trade_signals")
 OUTCOMES = dg.AssetKey("cluster_outcomes")
 CHECK_CLUSTERS = "clusters_inside_levels_shares_valid"
 CHECK_SIGNALS = "signals_within_risk_caps"
+CHECK_RADAR = "radar_lists_every_universe_coin"
 # Like eager(), but not held back by missing heatmap partitions: with 24 partitions, some are
 # always missing or failed, and the analytics should still follow every one that lands.
 AFTER_NEW_HEATMAPS = (
@@ -49,7 +63,46 @@ class AnalyticsConfig(dg.Config):
     min_consensus: float = Field(default=0.5, description="Zones below this set no stop/target.")
     risk_range: str = Field(default="24h", description="Range whose candles give ATR and wicks.")
     win_rate: float = Field(default=0.5, description="Prior win rate for the Kelly bound.")
+    min_outcomes: int = Field(
+        default=30, description="Signal outcomes a radar tier needs before its hit rate is used."
+    )
+    radar_top_k: int | None = Field(
+        default=None, description="Plan signals only for the radar's top K coins (None: all)."
+    )
+    hot_pct: float = Field(default=0.5, description="HOT: a major zone closer than this, in %.")
+    watch_pct: float = Field(default=1.0, description="WATCH: closer than this, in %.")
+    safe_pct: float = Field(default=2.0, description="WARM below this, SAFE beyond, in %.")
+    radar_max_age_hours: float = Field(
+        default=6.0, description="Coins whose newest heatmap is older are excluded."
+    )
+    weight_imbalance: float = 0.35
+    weight_proximity: float = 0.35
+    weight_size: float = 0.15
+    weight_consensus: float = 0.15
+    radar_top_n: int = Field(default=20, description="Coins in the radar's table and chart.")
     preview_symbols: int = Field(default=3, description="Symbols rendered in the metadata.")
+
+    def radar_params(self) -> RadarParams:
+        return RadarParams(
+            weight_imbalance=self.weight_imbalance,
+            weight_proximity=self.weight_proximity,
+            weight_size=self.weight_size,
+            weight_consensus=self.weight_consensus,
+            major_consensus=self.min_consensus,
+            hot_pct=self.hot_pct,
+            watch_pct=self.watch_pct,
+            safe_pct=self.safe_pct,
+            max_age_hours=self.radar_max_age_hours,
+        )
+
+    def signal_params(self) -> SignalParams:
+        return SignalParams(
+            self.min_consensus,
+            self.risk_range,
+            self.win_rate,
+            self.min_outcomes,
+            self.radar_top_k,
+        )
 
 
 def _spec(key: dg.AssetKey, deps: list[object], description: str) -> dg.AssetSpec:
@@ -74,8 +127,23 @@ def _spec(key: dg.AssetKey, deps: list[object], description: str) -> dg.AssetSpe
         ),
         _spec(ZONES, [CLUSTERS], "Zones where models and ranges agree, with a consensus score."),
         _spec(
+            IMBALANCE,
+            [LOADED],
+            "Per snapshot: liquidation USD above vs below the last close (cumulative and live), "
+            "its major clusters, and their z-scores against the running baselines "
+            "(cluster_baselines), which each new snapshot then joins.",
+        ),
+        _spec(
+            RADAR,
+            [IMBALANCE, ZONES],
+            "Every universe coin per refresh: rank, score and its components (imbalance, "
+            "distance to the nearest major zone, cluster size vs baseline, consensus), tier "
+            "(HOT / WATCH / WARM / SAFE), direction, data age, or why it is excluded; also on "
+            "the Redis stream helix:radar.",
+        ),
+        _spec(
             SIGNALS,
-            [ZONES],
+            [ZONES, RADAR],
             "Trade plans sized within every risk cap; deterministic ids, "
             "versioned schema, published to the Redis signal stream.",
         ),
@@ -86,6 +154,13 @@ def _spec(key: dg.AssetKey, deps: list[object], description: str) -> dg.AssetSpe
             asset=CLUSTERS,
             blocking=True,
             description="Cluster prices inside the heatmap's levels, shares in [0, 1], no NaN.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_RADAR,
+            asset=RADAR,
+            blocking=True,
+            description="Every universe coin listed; ranks 1..n; every ranked coin with a score "
+            "in [0, 1], a tier, a direction and a target; every excluded coin with a reason.",
         ),
         dg.AssetCheckSpec(
             CHECK_SIGNALS,
@@ -103,22 +178,27 @@ def analyze_liquidations(
     risk: RiskResource,
     signal_bus: SignalBusResource,
 ):
-    """Recompute clusters, zones and signals from the newest heatmaps (`services.signals`)."""
+    """Recompute clusters, zones, imbalance, the radar and signals from the newest heatmaps
+    (`services.signals`)."""
     publisher = signal_bus.publisher()
+    radar_publisher = signal_bus.radar_publisher()
     try:
         report = refresh_signals(
             warehouse.get(),
             now=utc_now(),
             limits=risk.limits(),
             publisher=publisher,
+            radar_publisher=radar_publisher,
             cluster_params=ClusterParams(
                 config.min_prominence, config.merge_atr, config.magnet_max_distance_pct
             ),
-            signal_params=SignalParams(config.min_consensus, config.risk_range, config.win_rate),
+            signal_params=config.signal_params(),
+            radar_params=config.radar_params(),
         )
     finally:
-        if publisher is not None:
-            publisher.close()
+        for bus in (publisher, radar_publisher):
+            if bus is not None:
+                bus.close()
     if report is None:
         raise dg.Failure("no loaded heatmaps yet: materialize liquidation_heatmaps first")
     for note in report.notes:
@@ -146,8 +226,21 @@ def analyze_liquidations(
         asset_key=ZONES,
         metadata={
             "zones": result.zones.height,
-            "top_zones": dg.MetadataValue.md(_zones_table(result.zones)),
+            "top_zones": dg.MetadataValue.md(zones_table(result.zones)),
         },
+    )
+    yield dg.MaterializeResult(asset_key=IMBALANCE, metadata=_imbalance_metadata(report))
+    yield dg.MaterializeResult(
+        asset_key=RADAR,
+        metadata=_radar_metadata(report, config),
+        check_results=[
+            dg.AssetCheckResult(
+                asset_key=RADAR,
+                check_name=CHECK_RADAR,
+                passed=not any(report.radar_violations.values()),
+                metadata=report.radar_violations,
+            )
+        ],
     )
     yield dg.MaterializeResult(
         asset_key=SIGNALS,
@@ -156,7 +249,8 @@ def analyze_liquidations(
             "withheld_signals": report.withheld,
             "new_signals": len(report.new),
             "published": report.published or 0,
-            "signal_table": dg.MetadataValue.md(_signals_table(report.tradable)),
+            "signal_table": dg.MetadataValue.md(signals_table(report.tradable)),
+            "win_rates_used": dg.MetadataValue.json(result.win_rates_used),
             "not_traded": dg.MetadataValue.json(result.rejected),
         },
         check_results=[
@@ -170,30 +264,35 @@ def analyze_liquidations(
     )
 
 
-def _zones_table(zones: pl.DataFrame) -> str:
-    lines = [
-        "| symbol | liquidated | band | models | ranges | score |",
-        "|---|---|---|---|---|---|",
-    ]
-    for z in zones.sort("consensus_score", descending=True).head(15).iter_rows(named=True):
-        lines.append(
-            f"| {z['symbol']} | {z['liquidated_side']} | {z['price_lo']:.6g}-{z['price_hi']:.6g} | "
-            f"{z['models']} | {z['ranges']} | {z['consensus_score']:.2f} |"
-        )
-    return "\n".join(lines)
+def _imbalance_metadata(report: SignalsReport) -> dict[str, object]:
+    imbalances = report.result.imbalances
+    values = [i.cumulative_imbalance for i in imbalances if i.cumulative_imbalance is not None]
+    return {
+        "snapshots": len(imbalances),
+        "baselines_advanced": len(report.result.baselines),
+        "snapshots_with_baseline": sum(1 for i in imbalances if i.baseline_samples >= MIN_SAMPLES),
+        "median_cumulative_imbalance": float(pl.Series(values).median()) if values else None,  # type: ignore[arg-type]
+    }
 
 
-def _signals_table(signals: list[TradeSignal]) -> str:
-    lines = [
-        "| symbol | side | entry | stop | take profit | R:R | qty | leverage |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {s.symbol} | {s.side} | {s.entry:.6g} | {s.stop_loss:.6g} | {s.take_profit:.6g} "
-        f"| {s.reward_to_risk:.2f} | {s.qty:.6g} | {s.leverage}x |"
-        for s in signals
-    ]
-    return "\n".join(lines) if signals else "no signal this time"
+def _radar_metadata(report: SignalsReport, config: AnalyticsConfig) -> dict[str, object]:
+    radar = report.result.radar
+    ranked = [e for e in radar if e.rank is not None]
+    excluded = {e.symbol: e.excluded_reason for e in radar if e.rank is None}
+    png = radar_png(
+        radar, top=config.radar_top_n, title=f"Liquidation radar, {utc_now():%Y-%m-%d %H:%M} UTC"
+    )
+    return {
+        "ranked": len(ranked),
+        "excluded": len(excluded),
+        **{f"tier_{t.lower()}": sum(1 for e in ranked if e.tier == t) for t in TIERS},
+        "top": dg.MetadataValue.md(radar_table(radar, config.radar_top_n)),
+        "chart": dg.MetadataValue.md(
+            f"![radar](data:image/png;base64,{base64.b64encode(png).decode()})"
+        ),
+        "excluded_reasons": dg.MetadataValue.json(dict(list(excluded.items())[:100])),
+        "redis_stream_entry": report.radar_stream_id or "not published (no HELIX_REDIS_URL)",
+    }
 
 
 def _previews(report: SignalsReport, config: AnalyticsConfig, archive: ParquetArchive) -> str:
@@ -244,7 +343,7 @@ class OutcomesConfig(dg.Config):
 
 @dg.asset(
     key=OUTCOMES,
-    deps=[CLUSTERS, SIGNALS],
+    deps=[CLUSTERS, RADAR, SIGNALS],
     group_name="analytics",
     kinds={"polars", "python"},
     automation_condition=AFTER_NEW_HEATMAPS,
@@ -252,8 +351,9 @@ class OutcomesConfig(dg.Config):
 def cluster_outcomes(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: OutcomesConfig
 ) -> dg.MaterializeResult:
-    """Past clusters and signals scored against the candles that followed; hit rates by model,
-    range and consensus level (`services.outcomes`). Idempotent: upserted per subject."""
+    """Past clusters, radar entries and signals scored against the candles that followed; hit
+    rates by model, range and consensus level, and by radar decile and tier
+    (`services.outcomes`). Idempotent: upserted per subject."""
     report = refresh_outcomes(warehouse.get(), horizon_hours=config.horizon_hours, now=utc_now())
     if report is None:
         raise dg.Failure("no clusters yet: materialize liquidation_clusters first")
@@ -262,23 +362,10 @@ def cluster_outcomes(
         metadata={
             "scored": report.scored,
             "still_open": report.still_open,
-            "hit_rates": dg.MetadataValue.md(_rates_table(report.rates)),
+            "hit_rates": dg.MetadataValue.md(rates_table(report.rates)),
+            "hit_rates_by_radar": dg.MetadataValue.md(radar_rates_table(report.radar_rates)),
         }
     )
-
-
-def _rates_table(rates: pl.DataFrame) -> str:
-    lines = [
-        "| subject | model | range | consensus | n | hit rate | median h to touch |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rates.iter_rows(named=True):
-        median = r["median_hours_to_touch"]
-        lines.append(
-            f"| {r['subject_kind']} | {r['model'] or '-'} | {r['range'] or '-'} | {r['consensus_bucket']} | "
-            f"{r['n']} | {r['hit_rate']:.0%} | {'-' if median is None else f'{median:.1f}'} |"
-        )
-    return "\n".join(lines) if len(lines) > 2 else "nothing scored yet: horizons still open"
 
 
 analytics_automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -287,5 +374,6 @@ analytics_automation_sensor = dg.AutomationConditionSensorDefinition(
     # On by default: analytics must follow new heatmaps without anyone toggling anything.
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
-    description="Refreshes clusters, zones, signals and outcomes after new heatmaps land.",
+    description="Refreshes clusters, zones, imbalance, the radar, signals and outcomes after new "
+    "heatmaps land.",
 )

@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from helix_pipelines.analytics.risk import RiskLimits
 from helix_pipelines.bus.publisher import SignalPublisher
+from helix_pipelines.bus.radar import RadarPublisher
 from helix_pipelines.coinglass.settings import SourceSettings, open_source
 from helix_pipelines.coinglass.source import HeatmapSource
 from helix_pipelines.defs.config import resource_of
@@ -126,7 +127,8 @@ class RiskResource(resource_of(RiskLimits)):  # type: ignore[misc]
 
 
 class SignalBusResource(dg.ConfigurableResource):
-    """Redis stream and pub/sub channel for trade signals; off when no URL is configured."""
+    """Redis streams and pub/sub channels for trade signals and the radar; off when no URL is
+    configured."""
 
     redis_url: str | None = Field(default=None, description="Bound to $HELIX_REDIS_URL when set.")
     key_prefix: str = Field(default="", description="Prepended to the stream and channel names.")
@@ -134,6 +136,11 @@ class SignalBusResource(dg.ConfigurableResource):
     def publisher(self) -> SignalPublisher | None:
         return (
             SignalPublisher(self.redis_url, key_prefix=self.key_prefix) if self.redis_url else None
+        )
+
+    def radar_publisher(self) -> RadarPublisher | None:
+        return (
+            RadarPublisher(self.redis_url, key_prefix=self.key_prefix) if self.redis_url else None
         )
 
 

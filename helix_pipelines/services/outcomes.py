@@ -1,4 +1,4 @@
-"""Score past clusters and signals against the candles that followed them.
+"""Score past clusters, radar entries and signals against the candles that followed them.
 
 Grain: one outcome per subject, recorded once it is decided (touched, or its horizon passed);
 only subjects still without an outcome are read, so the work follows what is open, not history.
@@ -12,7 +12,13 @@ from datetime import datetime
 
 import polars as pl
 
-from helix_pipelines.analytics.outcomes import hit_rates, score_clusters, score_signals
+from helix_pipelines.analytics.outcomes import (
+    hit_rates,
+    radar_hit_rates,
+    score_clusters,
+    score_radar,
+    score_signals,
+)
 from helix_pipelines.warehouse import Warehouse
 
 
@@ -21,27 +27,36 @@ class OutcomesReport:
     scored: int
     still_open: int
     rates: pl.DataFrame
+    radar_rates: pl.DataFrame  # by the radar decile and tier subjects had when they were made
 
 
 def refresh_outcomes(
     warehouse: Warehouse, *, horizon_hours: float, now: datetime
 ) -> OutcomesReport | None:
-    """None when there is no cluster and no signal yet."""
+    """None when there is no cluster, radar entry or signal yet."""
     clusters = warehouse.analytics.unscored_clusters()
+    radar = warehouse.analytics.unscored_radar()
     signals = warehouse.analytics.unscored_signals()
-    if clusters.height == 0 and signals.height == 0:
+    if clusters.height == 0 and radar.height == 0 and signals.height == 0:
         return None
-    starts = [f.min() for f in (clusters["fetched_at"], signals["as_of"]) if f.len()]
+    starts = [
+        f.min()
+        for f in (clusters["fetched_at"], radar["refreshed_at"], signals["as_of"])
+        if f.len()
+    ]
     candles = warehouse.heatmaps.candles_since(min(starts))  # type: ignore[type-var]
     scored = pl.concat(
         [
             score_clusters(clusters, candles, horizon_hours=horizon_hours, now=now),
+            score_radar(radar, candles, horizon_hours=horizon_hours, now=now),
             score_signals(signals, candles, horizon_hours=horizon_hours, now=now),
         ]
     )
     warehouse.analytics.save_outcomes(scored)
+    outcomes = warehouse.analytics.outcomes()
     return OutcomesReport(
         scored=scored.height,
-        still_open=clusters.height + signals.height - scored.height,
-        rates=hit_rates(warehouse.analytics.outcomes()),
+        still_open=clusters.height + radar.height + signals.height - scored.height,
+        rates=hit_rates(outcomes.filter(pl.col("subject_kind") != "radar")),
+        radar_rates=radar_hit_rates(outcomes),
     )

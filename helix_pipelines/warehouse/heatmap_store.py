@@ -75,7 +75,7 @@ FROM (
            first_candle_ts, last_candle_ts,
            row_number() OVER (PARTITION BY scope, exchange, symbol, model, "range"
                               ORDER BY fetched_at DESC) AS recency
-    FROM heatmap_snapshots WHERE status = 'loaded'
+    FROM heatmap_snapshots WHERE status = 'loaded' AND fetched_at <= ?
 ) ranked
 WHERE recency <= ?
 ORDER BY symbol, model, "range", recency
@@ -262,10 +262,11 @@ class HeatmapStore:
         with self.db.connect() as conn:
             return conn.frame(LEDGER_SUMMARY).to_dicts()
 
-    def latest_snapshots(self, depth: int = 2) -> pl.DataFrame:
-        """The `depth` newest loaded snapshots of each heatmap key (`recency` 1 = newest)."""
+    def latest_snapshots(self, depth: int = 2, *, as_of: datetime) -> pl.DataFrame:
+        """The `depth` newest loaded snapshots of each heatmap key fetched at or before `as_of`
+        (`recency` 1 = newest): what an analysis at `as_of` could have seen, never later."""
         with self.db.connect() as conn:
-            return conn.frame(LATEST_SNAPSHOTS, [depth], LATEST_SNAPSHOTS_SCHEMA)
+            return conn.frame(LATEST_SNAPSHOTS, [as_of, depth], LATEST_SNAPSHOTS_SCHEMA)
 
     def snapshot_levels(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
         """The price-level profiles of these snapshots (snapshot_id + `PROFILE_SCHEMA`), by

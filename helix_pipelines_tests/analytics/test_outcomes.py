@@ -8,12 +8,16 @@ import pytest
 from helix_pipelines.analytics.outcomes import (
     consensus_bucket,
     hit_rates,
+    radar_hit_rates,
     score_clusters,
+    score_radar,
     score_signals,
+    win_rate_for,
+    win_rates,
 )
 from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA
 from helix_pipelines.contracts.signals import SIGNALS_SCHEMA
-from helix_pipelines.contracts.tables import CLUSTERS_SCHEMA
+from helix_pipelines.contracts.tables import CLUSTERS_SCHEMA, OUTCOMES_SCHEMA, RADAR_SCHEMA
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=3)
@@ -161,3 +165,74 @@ def test_a_signal_without_any_later_candle_is_scored_untouched_not_a_crash() -> 
     ).rows(named=True)
     assert outcome["touched"] is False
     assert outcome["max_adverse_pct"] == 0.0
+
+
+def radar_row(symbol: str, target: float, rank: int, decile: int, tier: str, at: datetime) -> dict:
+    row = {name: None for name in RADAR_SCHEMA}
+    row.update(
+        refreshed_at=at, symbol=symbol, rank=rank, decile=decile, tier=tier, score=0.5,
+        direction="up" if target > 100 else "down", target_price=target, last_price=100.0,
+        consensus_component=0.8, snapshots=3,
+    )  # fmt: skip
+    return row
+
+
+def test_radar_entries_are_judged_only_on_candles_after_their_refresh() -> None:
+    # Hour 1 reaches 103 (before the refresh at hour 2), then price stays below it: the radar's
+    # target was touched before it was ranked, which is no outcome of the ranking.
+    path = [(99, 101), (100, 103), (99, 101), (98, 100), (99, 102)]
+    at = T0 + timedelta(hours=2)
+    radar = pl.DataFrame(
+        [
+            radar_row("BTC", 103.0, 1, 1, "WATCH", at),
+            radar_row("BTC", 98.0, 2, 6, "HOT", at + timedelta(minutes=1)),
+        ],
+        schema=RADAR_SCHEMA,
+    )
+    open_now = score_radar(radar, candles(path), horizon_hours=24, now=T0 + timedelta(hours=5))
+    (down,) = open_now.rows(named=True)  # 103 untouched after the refresh: still open
+    assert down["touched"] is True
+    assert down["hours_to_touch"] == pytest.approx(59 / 60)  # hour 3's low, from 02:01
+    assert (down["radar_rank"], down["radar_decile"], down["radar_tier"]) == (2, 6, "HOT")
+    assert down["subject_id"] == f"BTC@{(at + timedelta(minutes=1)).isoformat()}"
+    decided = score_radar(radar, candles(path), horizon_hours=24, now=NOW).sort("radar_rank")
+    up = decided.row(0, named=True)
+    assert up["touched"] is False  # the hour-1 high at 103 came before the ranking
+    assert up["max_adverse_pct"] == pytest.approx(2.0)  # the low of 98 while it waited
+    assert up["observed_from"] == at
+
+
+def test_hit_rates_by_radar_decile_and_tier() -> None:
+    at = T0 + timedelta(hours=1)
+    radar = pl.DataFrame(
+        [
+            radar_row("BTC", 101.5, 1, 1, "HOT", at),
+            radar_row("BTC", 110.0, 9, 10, "SAFE", at + timedelta(minutes=1)),
+            radar_row("BTC", 101.8, 1, 1, "HOT", at + timedelta(minutes=2)),
+        ],
+        schema=RADAR_SCHEMA,
+    )
+    path = [(99, 101), (100, 101.6), (99, 101)]
+    rates = radar_hit_rates(score_radar(radar, candles(path), horizon_hours=24, now=NOW))
+    assert rates.select("subject_kind", "radar_tier", "radar_decile", "n", "hit_rate").rows() == [
+        ("radar", "HOT", 1, 2, 0.5),
+        ("radar", "SAFE", 10, 1, 0.0),
+    ]
+
+
+def test_the_kelly_win_rate_comes_from_enough_signal_outcomes_or_the_prior() -> None:
+    def outcome(i: int, tier: str | None, touched: bool) -> dict:
+        row = {name: None for name in OUTCOMES_SCHEMA}
+        row.update(subject_kind="signal", subject_id=f"s{i}", symbol="BTC", consensus_bucket="high",
+                   level_price=1.0, observed_from=T0, horizon_hours=24.0, touched=touched,
+                   evaluated_at=NOW, radar_tier=tier)  # fmt: skip
+        return row
+
+    rows = [outcome(i, "HOT", i % 4 != 0) for i in range(40)]  # 30 of 40 won
+    rows += [outcome(100 + i, "SAFE", i % 2 == 0) for i in range(10)]  # 5 of 10
+    rates = win_rates(pl.DataFrame(rows, schema=OUTCOMES_SCHEMA))
+    assert rates == {None: (50, 0.7), "HOT": (40, 0.75), "SAFE": (10, 0.5)}
+    assert win_rate_for("HOT", rates, 0.5, 30) == (0.75, "hit rate 75% over 40 HOT-tier signals")
+    assert win_rate_for("SAFE", rates, 0.5, 30) == (0.7, "hit rate 70% over 50 signals")
+    assert win_rate_for("WATCH", rates, 0.5, 60)[0] == 0.5
+    assert win_rate_for(None, {}, 0.45, 30) == (0.45, "prior 45% (fewer than 30 outcomes)")

@@ -151,7 +151,9 @@ def test_bands_closer_than_the_atr_tolerance_merge() -> None:
 
 
 def cluster(peak: float, share: float, side: str, distance_pct: float) -> Cluster:
-    return Cluster(f"c{peak}", side, peak - 1, peak + 1, peak, share, 5.0, distance_pct, 1.0)
+    return Cluster(
+        f"c{peak}", side, peak - 1, peak + 1, peak, share, 5.0, distance_pct, 1.0, share * 1e6
+    )
 
 
 def test_magnet_is_the_largest_share_per_side_within_the_distance() -> None:
@@ -179,7 +181,7 @@ def test_swept_needs_price_through_the_band_and_a_smaller_share() -> None:
 
 def test_consensus_groups_overlapping_bands_and_scores_agreement() -> None:
     def at(lo: float, hi: float, share: float = 0.2) -> Cluster:
-        return Cluster(f"{lo}", "short", lo, hi, (lo + hi) / 2, share, 5.0, 1.0, 1.0)
+        return Cluster(f"{lo}", "short", lo, hi, (lo + hi) / 2, share, 5.0, 1.0, 1.0, share * 1e6)
 
     clusters = [
         SourcedCluster(1, "3d", at(110, 112)),

@@ -329,7 +329,7 @@ def test_entries_breaking_the_contract_or_of_unknown_version_are_dead_lettered(
         row["as_of"] = row["created_at"]
         return orjson.dumps(row)
 
-    newer = client.xadd(publisher.stream, {"payload": entry(schema_version=2)})
+    newer = client.xadd(publisher.stream, {"payload": entry(schema_version=3)})
     stop_above = client.xadd(publisher.stream, {"payload": entry(stop_loss=70_000.0)})
     missing = client.xadd(publisher.stream, {"payload": orjson.dumps({"signal_id": "x"})})
     no_id = client.xadd(publisher.stream, {"payload": entry(signal_id="")})
@@ -344,7 +344,7 @@ def test_entries_breaking_the_contract_or_of_unknown_version_are_dead_lettered(
         fields[b"source_id"]: fields[b"reason"].decode()
         for _, fields in client.xrange(cons.dead_letter_stream)
     }
-    assert dead[newer].startswith("signal 'sig-0009' has schema_version 2; this build reads [1]")
+    assert dead[newer].startswith("signal 'sig-0009' has schema_version 3; this build reads [1, 2]")
     assert dead[stop_above] == ("signal sig-0009: stop and target are not on both sides of entry")
     assert dead[missing].startswith("signal 'x' is malformed: KeyError(")
     # Nothing is coerced into shape: a wrong type is a broken contract, not a guess.

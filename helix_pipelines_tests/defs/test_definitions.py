@@ -31,6 +31,8 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "liquidation_heatmaps",
         "liquidation_clusters",
         "consensus_zones",
+        "liquidation_imbalance",
+        "liquidation_radar",
         "trade_signals",
         "cluster_outcomes",
     }
@@ -45,8 +47,14 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
     assert parents["liquidation_heatmaps"] == {"normalized_heatmaps"}
     assert parents["liquidation_clusters"] == {"liquidation_heatmaps"}
     assert parents["consensus_zones"] == {"liquidation_clusters"}
-    assert parents["trade_signals"] == {"consensus_zones"}
-    assert parents["cluster_outcomes"] == {"liquidation_clusters", "trade_signals"}
+    assert parents["liquidation_imbalance"] == {"liquidation_heatmaps"}
+    assert parents["liquidation_radar"] == {"liquidation_imbalance", "consensus_zones"}
+    assert parents["trade_signals"] == {"consensus_zones", "liquidation_radar"}
+    assert parents["cluster_outcomes"] == {
+        "liquidation_clusters",
+        "liquidation_radar",
+        "trade_signals",
+    }
     assert definitions.resolve_job_def("heatmap_ingest_job") is not None
     assert definitions.resolve_job_def("symbol_universe_job") is not None
     schedules = {s.name for s in definitions.schedules or []}
@@ -69,6 +77,7 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "heatmaps_schema_and_bounds",
         "heatmaps_quarantined_payloads",
         "clusters_inside_levels_shares_valid",
+        "radar_lists_every_universe_coin",
         "signals_within_risk_caps",
     }
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import dagster as dg
+import orjson
 import polars as pl
 import pytest
 import redis
@@ -89,7 +90,11 @@ def test_clusters_zones_and_signals_are_stored_and_checked(pipeline) -> None:
     first = pipeline["first"]
     assert first.success
     checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
-    assert checks == {"clusters_inside_levels_shares_valid": True, "signals_within_risk_caps": True}
+    assert checks == {
+        "clusters_inside_levels_shares_valid": True,
+        "radar_lists_every_universe_coin": True,
+        "signals_within_risk_caps": True,
+    }
     warehouse = pipeline["warehouse"]
     clusters = read_table(warehouse, "liquidation_clusters")
     signals = read_table(warehouse, "trade_signals")
@@ -122,6 +127,45 @@ def test_clusters_zones_and_signals_are_stored_and_checked(pipeline) -> None:
     assert "not in the archive" not in preview  # every grid shown was read back from Parquet
 
 
+def test_the_radar_ranks_every_universe_coin_with_its_components(pipeline) -> None:
+    warehouse = pipeline["warehouse"]
+    radar = read_table(warehouse, "liquidation_radar")
+    first_refresh = radar.filter(pl.col("refreshed_at") == radar["refreshed_at"].min())
+    assert sorted(first_refresh["symbol"]) == sorted(SYMBOLS)  # one row per coin per refresh
+    assert radar["refreshed_at"].n_unique() == 2  # the first and the second run
+    ranked = first_refresh.filter(pl.col("rank").is_not_null()).sort("rank")
+    assert ranked["rank"].to_list() == list(range(1, ranked.height + 1))
+    assert ranked.height == len(SYMBOLS)  # the sandbox gives every coin major zones
+    assert ranked["score"].is_between(0, 1).all()
+    assert ranked["score"].is_sorted(descending=True)
+    assert set(ranked["tier"]) <= {"HOT", "WATCH", "WARM", "SAFE"}
+    for column in ("imbalance", "proximity_component", "consensus_component", "target_price"):
+        assert ranked[column].is_not_null().all(), column
+    # Imbalance rows: one per newest snapshot, shares in [0, 1], the same on a re-run.
+    imbalance = read_table(warehouse, "liquidation_imbalance")
+    assert imbalance.height == meta(pipeline["first"], "liquidation_imbalance")["snapshots"]
+    assert imbalance["cumulative_imbalance"].drop_nulls().is_between(0, 1).all()
+    baselines = read_table(warehouse, "cluster_baselines")
+    assert baselines["samples"].max() >= 1
+    assert meta(pipeline["second"], "liquidation_imbalance")["baselines_advanced"] == 0
+    radar_meta = meta(pipeline["first"], "liquidation_radar")
+    assert radar_meta["ranked"] == len(SYMBOLS)
+    assert "data:image/png;base64," in str(radar_meta["chart"])
+    assert str(radar_meta["top"]).count("\n") == len(SYMBOLS) + 1  # header, rule, one per coin
+    # Signals carry the radar entry of their coin at the time.
+    signals = read_table(warehouse, "trade_signals")
+    rank_of = dict(zip(ranked["symbol"], ranked["rank"], strict=True))
+    assert {s: rank_of[s] for s in signals["symbol"]} == dict(
+        zip(signals["symbol"], signals["radar_rank"], strict=True)
+    )
+    # ... and the radar is on Redis.
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = pipeline["consumer"].stream.removesuffix("helix:signals")
+    assert client.xlen(f"{prefix}helix:radar") == 2
+    latest = orjson.loads(client.get(f"{prefix}helix:radar:latest"))
+    assert sorted(e["symbol"] for e in latest) == sorted(SYMBOLS)
+
+
 def test_signals_are_published_once_and_reruns_add_nothing(pipeline) -> None:
     first, second = pipeline["first"], pipeline["second"]
     signals = read_table(pipeline["warehouse"], "trade_signals")
@@ -139,9 +183,13 @@ def test_outcomes_asset_scores_what_it_can(pipeline) -> None:
     meta_outcomes = meta(pipeline["first"], "cluster_outcomes")
     clusters = read_table(pipeline["warehouse"], "liquidation_clusters").height
     signals = read_table(pipeline["warehouse"], "trade_signals").height
+    radar = read_table(pipeline["warehouse"], "liquidation_radar")
+    # The outcomes ran after the first refresh only: its ranked entries were the open ones.
+    first = radar.filter(pl.col("refreshed_at") == radar["refreshed_at"].min())
+    ranked = first.filter(pl.col("rank").is_not_null()).height
     # No candle after the (fixed, past) snapshot time exists yet: everything is still open.
     assert meta_outcomes["scored"] == 0
-    assert meta_outcomes["still_open"] == clusters + signals
+    assert meta_outcomes["still_open"] == clusters + signals + ranked
 
 
 def test_signals_breaking_a_risk_cap_are_withheld_before_storage_or_publication(

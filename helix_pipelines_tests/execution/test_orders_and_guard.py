@@ -73,8 +73,15 @@ def test_malformed_signals_are_clear_errors() -> None:
         signal(side="up")
     with pytest.raises(InvalidSignal, match="is malformed"):
         TradeSignal.from_row({"signal_id": "x"})
-    with pytest.raises(UnknownSchemaVersion, match="schema_version 2; this build reads"):
-        signal(schema_version=2)
+    with pytest.raises(UnknownSchemaVersion, match="schema_version 3; this build reads"):
+        signal(schema_version=3)
+    # A version 1 signal (before the radar fields) still reads, with the radar fields unset.
+    version_1 = {
+        k: v for k, v in signal(radar_rank=4).to_row().items() if not k.startswith("radar_")
+    }
+    old = TradeSignal.from_row({**version_1, "schema_version": 1})
+    assert (old.schema_version, old.radar_rank, old.radar_tier) == (1, None, None)
+    assert TradeSignal.from_row(signal(radar_rank=4, radar_tier="HOT").to_row()).radar_rank == 4
     assert signal(created_at="2026-11-25T12:00:00+00:00").created_at == NOW
 
 

@@ -61,6 +61,7 @@ APPLIED_ON_PLAIN_POSTGRES = [
     "012_price_levels",
     "013_price_levels_brin.postgres",
     "015_universe_venue_symbols",
+    "016_liquidation_radar",
 ]
 
 
@@ -82,6 +83,7 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
         "002_hypertables.timescale",
         "003_price_levels_daily.timescale",
         "014_price_levels_hypertable.timescale",
+        "017_radar_hypertable.timescale",
     ]
     assert second.applied == []
     assert recorded == first.applied
@@ -150,6 +152,7 @@ def test_installed_but_not_preloaded_goes_on_as_plain_postgres_with_the_fix_name
         "002_hypertables.timescale",
         "003_price_levels_daily.timescale",
         "014_price_levels_hypertable.timescale",
+        "017_radar_hypertable.timescale",
     ]
     (line,) = [r for r in caplog.records if "not preloaded" in r.getMessage()]
     assert line.levelno == logging.WARNING
@@ -187,10 +190,10 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 16)]
+    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 18)]
     assert [m.only for m in migrations] == [
         None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres", None,
-        None, "postgres", "timescale", None,
+        None, "postgres", "timescale", None, None, "timescale",
     ]  # fmt: skip
     no_transaction = {"003", "014"}  # continuous aggregates
     assert [m.transactional for m in migrations] == [
