@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from matplotlib import image as mpimg
 
 from helix_pipelines.analytics.baselines import Baseline, RunningStats
 from helix_pipelines.analytics.clusters import Cluster
@@ -23,6 +25,7 @@ from helix_pipelines.analytics.radar import (
     build_radar,
     weighted_imbalance,
 )
+from helix_pipelines.pictures.radar import WIDTH_PX, radar_png
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 KEY = ("coin", "", "BTC", 1, "24h")
@@ -231,3 +234,13 @@ def test_tiers_follow_configured_limits_and_bad_params_are_refused() -> None:
     with pytest.raises(ValueError, match="score weights"):
         RadarParams(weight_imbalance=0, weight_proximity=0, weight_size=0, weight_consensus=0)
     assert not math.isnan(RadarParams().proximity_half_pct)
+
+
+def test_the_radar_chart_decodes_at_its_documented_size() -> None:
+    zones = [zone("AAA", 100.3, 100.6, 0.9)]
+    inputs = [SymbolInputs("AAA", [snapshot("AAA", "24h", 0.9, 0.9)], zones, 100.0, 1.0)]
+    entries = build_radar(inputs, ["ZZZ"], now=NOW)
+    png = radar_png(entries, top=20)
+    assert png.startswith(b"\x89PNG")
+    pixels = mpimg.imread(io.BytesIO(png), format="png")
+    assert pixels.shape[:2] == (140 + 28 * 1, WIDTH_PX)  # one ranked coin; ZZZ is excluded
