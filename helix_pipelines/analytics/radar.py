@@ -98,17 +98,25 @@ class SymbolInputs:
     atr: float
 
 
+def _range_weighted(
+    values: Sequence[tuple[str, float | None]], weights: Mapping[str, float]
+) -> float | None:
+    """Mean of (range, value) pairs weighted by range; None when no value has weight."""
+    total = weight_sum = 0.0
+    for range_, value in values:
+        weight = weights.get(range_, 0.0)
+        if value is not None and weight > 0:
+            total += weight * value
+            weight_sum += weight
+    return total / weight_sum if weight_sum > 0 else None
+
+
 def weighted_imbalance(snapshots: Sequence[SnapshotImbalance], params: RadarParams) -> float | None:
     """The range-weighted imbalance of a symbol's snapshots (None when none has any USD)."""
-    total = weight_sum = 0.0
-    for snapshot in snapshots:
-        value = _snapshot_imbalance(snapshot, params.live_weight)
-        if value is None:
-            continue
-        weight = params.range_weights.get(snapshot.range, 0.0)
-        total += weight * value
-        weight_sum += weight
-    return total / weight_sum if weight_sum > 0 else None
+    return _range_weighted(
+        [(s.range, _snapshot_imbalance(s, params.live_weight)) for s in snapshots],
+        params.range_weights,
+    )
 
 
 def _snapshot_imbalance(snapshot: SnapshotImbalance, live_weight: float) -> float | None:
@@ -179,7 +187,9 @@ def score_symbol(inputs: SymbolInputs, now: datetime, params: RadarParams) -> Ra
     assert target is not None  # target_side is a key of distances, which holds only real zones
     nearest_zone = above if nearest_side == "short" else below
     assert nearest_zone is not None
-    size_z = _weighted_size_z(snapshots, target_side, params)
+    size_z = _range_weighted(
+        [(s.range, s.size_z(target_side)) for s in snapshots], params.range_weights
+    )
     nearest = distances[nearest_side]
     components = {
         # Only a lean toward the target counts: leaning away from it is no support.
@@ -215,19 +225,6 @@ def score_symbol(inputs: SymbolInputs, now: datetime, params: RadarParams) -> Ra
             "size_z": size_z,
         }
     )
-
-
-def _weighted_size_z(
-    snapshots: Sequence[SnapshotImbalance], side: str, params: RadarParams
-) -> float | None:
-    total = weight_sum = 0.0
-    for snapshot in snapshots:
-        z = snapshot.size_z("short" if side == "short" else "long")
-        weight = params.range_weights.get(snapshot.range, 0.0)
-        if z is not None and weight > 0:
-            total += weight * z
-            weight_sum += weight
-    return total / weight_sum if weight_sum > 0 else None
 
 
 def _excluded(entry: RadarEntry, reason: str) -> RadarEntry:
