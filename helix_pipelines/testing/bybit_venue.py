@@ -120,12 +120,17 @@ class FakeVenue:
         return {"category": "linear", **self._page(rows, params, 500, 1000)}
 
     def tickers(self, params: dict[str, Any]) -> dict[str, Any]:
-        symbol = self._known(params.get("symbol"))
-        last = self._last[symbol]
-        return {
-            "category": "linear",
-            "list": [{"symbol": symbol, "lastPrice": plain(last), "markPrice": plain(last)}],
-        }
+        """One symbol's ticker, or without `symbol` every priced instrument's in one answer, as
+        Bybit does (the live price feed's REST fallback asks for all at once)."""
+        if params.get("symbol") is None:
+            symbols = sorted(s for s in self.instruments if s in self._last)
+        else:
+            symbols = [self._known(params.get("symbol"))]
+        rows = [
+            {"symbol": s, "lastPrice": plain(self._last[s]), "markPrice": plain(self._last[s])}
+            for s in symbols
+        ]
+        return {"category": "linear", "list": rows}
 
     def _known(self, symbol: Any) -> str:
         if not isinstance(symbol, str) or symbol not in self.instruments:

@@ -14,6 +14,7 @@ from helix_pipelines.warehouse.database import Database
 from helix_pipelines.warehouse.duckdb_db import DuckDBDatabase
 from helix_pipelines.warehouse.execution_store import WarehouseExecutorStore, WarehousePaperBook
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore
+from helix_pipelines.warehouse.live_store import LiveStore
 from helix_pipelines.warehouse.postgres_db import PostgresDatabase, TimescalePolicies
 
 
@@ -24,10 +25,13 @@ class Warehouse:
     database: Database
     heatmaps: HeatmapStore
     analytics: AnalyticsStore
+    live: LiveStore
 
     @classmethod
     def on(cls, database: Database, cells: CellsPolicy | None = None) -> Warehouse:
-        return cls(database, HeatmapStore(database, cells), AnalyticsStore(database))
+        return cls(
+            database, HeatmapStore(database, cells), AnalyticsStore(database), LiveStore(database)
+        )
 
     @property
     def description(self) -> str:
