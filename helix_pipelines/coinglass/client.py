@@ -148,7 +148,9 @@ class CoinGlassClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP connections, then the limiter's (its shared window's Redis pool)."""
         await self._http.aclose()
+        await self.limiter.aclose()
 
     async def fetch_heatmap(self, request: HeatmapRequest) -> bytes:
         body = await self._get(request.path, request.params, allow_error_code=True)

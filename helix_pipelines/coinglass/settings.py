@@ -4,6 +4,9 @@ Precedence: an API key means the real CoinGlass client (always: demo, `dagster d
 otherwise a replay directory means replay; otherwise the synthetic sandbox. Values arrive as
 explicit arguments (Dagster resources resolve them from the environment at run time), never
 read at import time.
+
+With a Redis URL, every CoinGlass client draws from one request budget per API key shared by all
+processes on that Redis (`shared_window`), instead of each process counting only its own sends.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from pathlib import Path
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.client import CoinGlassClient
 from helix_pipelines.coinglass.endpoints import DEFAULT_BASE_URL
+from helix_pipelines.coinglass.ratelimit import RateLimiter
 from helix_pipelines.coinglass.replay import ReplaySource
 from helix_pipelines.coinglass.sandbox import SandboxSource
+from helix_pipelines.coinglass.shared_window import SharedWindow
 from helix_pipelines.coinglass.source import HeatmapSource, SourceKind
 
 
@@ -32,6 +37,8 @@ class SourceSettings:
     timeout_seconds: float = 30.0
     max_attempts: int = 5
     unavailable_retries: int = 1
+    # Redis holding the request budget shared by every process using the key; may hold a password.
+    redis_url: str | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> SourceKind:
@@ -42,7 +49,8 @@ class SourceSettings:
     def describe(self) -> str:
         """One line for logs and CLI output; never includes the key."""
         if self.kind == "coinglass":
-            return f"CoinGlass API at {self.base_url} (key configured)"
+            shared = ", budget shared through Redis" if self.redis_url else ""
+            return f"CoinGlass API at {self.base_url} (key configured{shared})"
         if self.kind == "replay":
             return f"replay of recorded payloads in {self.replay_dir}"
         return "SANDBOX (synthetic heatmaps, not market data; set COINGLASS_API_KEY for real data)"
@@ -51,6 +59,14 @@ class SourceSettings:
 def open_source(settings: SourceSettings, clock: Callable[[], datetime] = utc_now) -> HeatmapSource:
     """Build the source the settings select. The caller closes it with `aclose()`."""
     if settings.api_key:
+        limiter = (
+            RateLimiter(
+                settings.rate_limit_per_minute,
+                shared=SharedWindow(settings.redis_url, settings.api_key),
+            )
+            if settings.redis_url
+            else None
+        )
         return CoinGlassClient(
             settings.api_key,
             settings.base_url,
@@ -60,6 +76,7 @@ def open_source(settings: SourceSettings, clock: Callable[[], datetime] = utc_no
             max_attempts=settings.max_attempts,
             unavailable_retries=settings.unavailable_retries,
             capture_dir=settings.capture_dir,
+            limiter=limiter,
         )
     if settings.replay_dir:
         return ReplaySource(settings.replay_dir)

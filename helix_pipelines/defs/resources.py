@@ -35,7 +35,9 @@ from helix_pipelines.warehouse.postgres_db import TimescalePolicies
 
 
 class CoinGlassResource(resource_of(SourceSettings)):  # type: ignore[misc]
-    """Where heatmaps come from: CoinGlass when a key is set, else replay or the sandbox."""
+    """Where heatmaps come from: CoinGlass when a key is set, else replay or the sandbox; with
+    `redis_url` (bound to $HELIX_REDIS_URL), the key's request budget is shared by every run and
+    code location on that Redis."""
 
     def settings(self) -> SourceSettings:
         return self.domain()
@@ -180,7 +182,9 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     storage = settings.storage
     return {
         "coinglass": CoinGlassResource.of(
-            settings.source, api_key=_secret("COINGLASS_API_KEY", settings.source.api_key)
+            settings.source,
+            api_key=_secret("COINGLASS_API_KEY", settings.source.api_key),
+            redis_url=_secret("HELIX_REDIS_URL", settings.source.redis_url),
         ),
         "warehouse": WarehouseResource(
             pg_dsn=_secret("HELIX_PG_DSN", storage.pg_dsn),

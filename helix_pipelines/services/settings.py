@@ -17,7 +17,9 @@ the CLI (`Settings.from_env()`), and Dagster's resources (bound in `defs/resourc
                          CoinGlass covers), list (default without), top or all
   HELIX_UNIVERSE_SYMBOLS the coins of list mode, comma-separated (default BTC,ETH,SOL,XRP,DOGE)
   HELIX_BYBIT_MARKET_URL Bybit's public REST endpoint for the bybit universe (default mainnet)
-  HELIX_REDIS_URL        Redis for the trade-signal stream; unset: signals are stored only
+  HELIX_REDIS_URL        Redis for the trade-signal stream and for the CoinGlass request budget
+                         every process with the same key shares; unset: signals are stored
+                         only, and each process paces itself against the key's limit alone
   HELIX_EXECUTOR_MODE    paper (default), testnet, demo or live (live also needs
                          HELIX_EXECUTOR_LIVE_CONFIRM); BYBIT_API_KEY / BYBIT_API_SECRET for Bybit
   HELIX_RISK_<FIELD>     any number of RiskLimits, e.g. HELIX_RISK_ACCOUNT_EQUITY_USD
@@ -122,12 +124,14 @@ class Settings:
             return env.get(name) or None
 
         replay, capture = get("COINGLASS_REPLAY_DIR"), get("COINGLASS_CAPTURE_DIR")
+        redis_url = get("HELIX_REDIS_URL")
         return cls(
             source=SourceSettings(
                 api_key=get("COINGLASS_API_KEY"),
                 base_url=get("COINGLASS_BASE_URL") or DEFAULT_BASE_URL,
                 replay_dir=Path(replay) if replay else None,
                 capture_dir=Path(capture) if capture else None,
+                redis_url=redis_url,
             ),
             storage=StorageSettings(
                 data_dir=Path(get("HELIX_DATA_DIR") or "data"),
@@ -149,7 +153,7 @@ class Settings:
                 guard=tuned(GuardLimits(), "HELIX_GUARD_", get, skip={"max_open_positions"}),
                 default_leverage=_leverage(get("HELIX_EXECUTOR_DEFAULT_LEVERAGE")),
             ),
-            redis_url=get("HELIX_REDIS_URL"),
+            redis_url=redis_url,
         )
 
     @property
