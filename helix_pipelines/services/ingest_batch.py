@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from helix_pipelines.coinglass.errors import CoinGlassError
-from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot
+from helix_pipelines.contracts.heatmaps import HeatmapRequest, LedgerRow, NormalizedSnapshot
 from helix_pipelines.heatmaps.archive import ParquetArchive
 from helix_pipelines.heatmaps.normalize import normalize_payload, payload_sha256, snapshot_id_for
 from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.services.ingest_report import IngestReport, Quarantined
+from helix_pipelines.warehouse.fetch_log import FetchRecord
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
 
 
@@ -47,6 +48,7 @@ class BatchAccount:
     x_beyond_candles: list[str] = field(default_factory=list)
     variants: Counter[str] = field(default_factory=Counter)
     preview: NormalizedSnapshot | None = None
+    fetches: list[FetchRecord] = field(default_factory=list)  # for the planner's fetch log
 
     def merge_into(self, report: IngestReport) -> None:
         report.unchanged += self.unchanged
@@ -55,6 +57,9 @@ class BatchAccount:
         report.x_beyond_candles += self.x_beyond_candles
         report.schema_variants.update(self.variants)
         report.preview = self.preview or report.preview
+        report.changed_symbols |= {
+            f.symbol for f in self.fetches if f.changed and f.status == "loaded"
+        }
 
 
 def _prepare_batch(
@@ -68,6 +73,7 @@ def _prepare_batch(
     (ledger rows of unavailable keys pass straight through) and what was found."""
     account = BatchAccount()
     fresh: list[NormalizedSnapshot] = [i for i in items if isinstance(i, NormalizedSnapshot)]
+    account.fetches += [_unavailable_record(s.ledger) for s in fresh]
     batch = [i for i in items if isinstance(i, Fetched)]
     if not batch:
         return fresh, account
@@ -81,6 +87,7 @@ def _prepare_batch(
             account.unchanged += 1
         if status == "loaded" and not is_preview:
             account.loaded_ids.append(snapshot_id)
+            account.fetches.append(_fetch_request_record(fetched, status, changed=False))
             continue
         snapshot = normalize_payload(fetched.raw, fetched.request, fetched.fetched_at, sha256=sha)
         if snapshot.quarantined:
@@ -96,6 +103,9 @@ def _prepare_batch(
                 account.x_beyond_candles.append(fetched.request.label)
             if is_preview:
                 account.preview = snapshot
+        account.fetches.append(
+            _fetch_request_record(fetched, snapshot.ledger.status, changed=status is None)
+        )
         if status is None:
             fresh.append(snapshot)
             if not snapshot.quarantined:
@@ -115,5 +125,26 @@ def normalize_store_and_archive(
     transaction), then archive the grids of its new snapshots."""
     fresh, account = _prepare_batch(items, store, quarantine, preview_symbol, logger)
     result = store.store_snapshots(fresh)
+    store.fetch_log.record(account.fetches)
     archived = sum(archive.archive(snapshot) is not None for snapshot in fresh)
     return account, result, archived
+
+
+def _fetch_request_record(fetched: Fetched, status: str, *, changed: bool) -> FetchRecord:
+    r = fetched.request
+    return FetchRecord(
+        r.scope, r.exchange, r.symbol, r.model, r.range, fetched.fetched_at, status, changed
+    )
+
+
+def _unavailable_record(ledger: LedgerRow) -> FetchRecord:
+    return FetchRecord(
+        ledger.scope,
+        ledger.exchange,
+        ledger.symbol,
+        ledger.model,
+        ledger.range,
+        ledger.fetched_at,
+        ledger.status,
+        changed=False,
+    )

@@ -39,6 +39,7 @@ class IngestReport:
     cells_pruned: int = 0
     in_flight: InFlightStats = field(default_factory=InFlightStats)
     loaded_snapshot_ids: list[str] = field(default_factory=list)
+    changed_symbols: set[str] = field(default_factory=set)  # a new loaded payload this run
     preview: NormalizedSnapshot | None = None
     duration_seconds: float = 0.0
     request_stats: dict[str, int] = field(default_factory=dict)

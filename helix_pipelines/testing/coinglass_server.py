@@ -122,12 +122,16 @@ class FakeCoinGlassServer(LoopbackFake):
         record_bodies: bool = True,
         history_days: Mapping[str, float] | None = None,
         seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_keys: frozenset[str] = (
             frozenset([api_key]) if isinstance(api_key, str) else frozenset(api_key)
         )
         self.limit_per_minute = limit_per_minute
         self.window_seconds = window_seconds
+        self.clock = clock
+        """Arrival times (the rate-limit window): a simulated clock lets a test run an hour of
+        planning in seconds with the server counting in the same time as the client."""
         self.min_latency = min_latency
         self.max_latency = max_latency
         self.supported_coins: list[str] = list(supported_coins)
@@ -205,7 +209,7 @@ class FakeCoinGlassServer(LoopbackFake):
         if key is None:
             key = next(iter(self.api_keys))
         with self._lock:
-            return self._count_window(key, time.monotonic())
+            return self._count_window(key, self.clock())
 
     # -- request handling (called from handler threads) -------------------------------------
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ class RecordedRequest:
     path: str
     params: dict[str, str]
     arrival: float
-    """`time.monotonic()` when the request line and headers had been read."""
+    """The fake's clock (`time.monotonic()` unless simulated) when the request line and headers
+    had been read."""
     status: int | None
     fault: str | None
     key_valid: bool
@@ -65,7 +65,7 @@ class Reply:
 
 class Handler(LoopbackHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on this name
-        arrival = time.monotonic()
+        arrival = self.server.fake.clock()
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         key = self.headers.get("CG-API-KEY")

@@ -29,6 +29,7 @@ from helix_pipelines.contracts.heatmaps import (
 )
 from helix_pipelines.warehouse.cells_policy import CellsPolicy
 from helix_pipelines.warehouse.database import Database, non_finite, quoted
+from helix_pipelines.warehouse.fetch_log import FetchLogStore
 
 _LEDGER = quoted(list(LEDGER_SCHEMA))
 _CANDLES = quoted(list(CANDLES_SCHEMA))
@@ -93,6 +94,10 @@ ORDER BY l.snapshot_id, l.price
 PRUNE_CELLS = "DELETE FROM liquidation_data_raw WHERE fetched_at < ?"
 CANDLES_SINCE = f"""
 SELECT {_CANDLES} FROM heatmap_candles WHERE ts >= ?
+ORDER BY scope, exchange, symbol, "range", ts
+"""  # noqa: S608
+CANDLES_OF_SINCE = f"""
+SELECT {_CANDLES} FROM heatmap_candles WHERE ts >= ? AND symbol = ANY(?)
 ORDER BY scope, exchange, symbol, "range", ts
 """  # noqa: S608
 # The close of the finest range that has candles for a symbol since a time (the paper broker's
@@ -162,6 +167,7 @@ class HeatmapStore:
     def __init__(self, database: Database, cells: CellsPolicy | None = None) -> None:
         self.db = database
         self.cells = cells or CellsPolicy()
+        self.fetch_log = FetchLogStore(database)
 
     def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
         """Store a batch in one transaction: ledger rows, profiles, the cells the policy keeps,
@@ -275,10 +281,13 @@ class HeatmapStore:
         with self.db.connect() as conn:
             return conn.frame(SNAPSHOT_LEVELS, [ids, ids, ids], SNAPSHOT_LEVELS_SCHEMA)
 
-    def candles_since(self, since: datetime) -> pl.DataFrame:
-        """Every stored candle at or after `since` (the candles contract)."""
+    def candles_since(self, since: datetime, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Every stored candle at or after `since` (the candles contract), of `symbols` only
+        when given."""
         with self.db.connect() as conn:
-            return conn.frame(CANDLES_SINCE, [since], CANDLES_SCHEMA)
+            if symbols is None:
+                return conn.frame(CANDLES_SINCE, [since], CANDLES_SCHEMA)
+            return conn.frame(CANDLES_OF_SINCE, [since, list(symbols)], CANDLES_SCHEMA)
 
     def latest_close(self, symbol: str, since: datetime, ranges: Sequence[str]) -> float | None:
         """The newest close of `symbol` since `since`, from the first of `ranges` that has one."""

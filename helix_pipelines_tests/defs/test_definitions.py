@@ -35,6 +35,7 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "liquidation_radar",
         "trade_signals",
         "cluster_outcomes",
+        "heatmap_fetch_plan",
     }
     graph = definitions.resolve_asset_graph()
     parents = {
@@ -55,6 +56,7 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "liquidation_radar",
         "trade_signals",
     }
+    assert parents["heatmap_fetch_plan"] == {"symbol_universe", "liquidation_radar"}
     assert definitions.resolve_job_def("heatmap_ingest_job") is not None
     assert definitions.resolve_job_def("symbol_universe_job") is not None
     schedules = {s.name for s in definitions.schedules or []}
