@@ -39,6 +39,10 @@ bench: setup
 	$(UV) run python -m bench.end_to_end
 	$(UV) run python -m bench.analytics_throughput
 	$(UV) run python -m bench.radar
+	$(UV) run python -m bench.planner
+	$(UV) run python -m bench.shared_budget
+	$(UV) run python -m bench.live_latency
+	$(UV) run python -m bench.liquidation_events
 	$(UV) run python -m bench.executor_latency
 	$(UV) run python -m bench.timescale_compression
 	$(UV) run python -m bench.full_sweep   # the real job: about 25 minutes

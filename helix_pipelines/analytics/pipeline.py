@@ -63,6 +63,7 @@ class AnalyticsResult:
     imbalances: list[SnapshotImbalance] = field(default_factory=list)
     baselines: list[Baseline] = field(default_factory=list)  # the ones this refresh advanced
     radar: list[RadarEntry] = field(default_factory=list)
+    radar_inputs: list[SymbolInputs] = field(default_factory=list)  # what the radar ranked
     win_rates_used: dict[str, str] = field(default_factory=dict)  # symbol -> where p came from
 
 
@@ -86,34 +87,9 @@ def analyze(
     limits = limits or RiskLimits()
     history = history or History()
     candles_by_key = candles.sort("ts").partition_by(_KEY, as_dict=True, include_key=False)
-    views = snapshot_views(latest, levels_of, candles_by_key, cluster_params)
-    current = current_views(latest, views, candles_by_key)
-    imbalances, baselines = assess(current, history)
-    imbalance_of = {i.snapshot_id: i for i in imbalances}
-    by_symbol: dict[str, list[SnapshotView]] = defaultdict(list)
-    for view in current:
-        by_symbol[view.symbol].append(view)
-    zones: list[ConsensusZone] = []
-    zone_of_cluster: dict[str, ConsensusZone] = {}
-    symbol_zones: dict[str, tuple[list[ConsensusZone], SnapshotView]] = {}
-    for symbol, symbol_views in sorted(by_symbol.items()):
-        symbol_zones[symbol] = _symbol_zones(symbol, symbol_views, zone_of_cluster)
-        zones.extend(symbol_zones[symbol][0])
-    radar = build_radar(
-        [
-            SymbolInputs(
-                symbol,
-                [imbalance_of[v.snapshot_id] for v in by_symbol[symbol]],
-                own_zones,
-                price_view.last_close,
-                price_view.atr,
-            )
-            for symbol, (own_zones, price_view) in symbol_zones.items()
-        ],
-        history.universe,
-        now=now,
-        params=radar_params,
-    )
+    state = _assess_symbols(latest, levels_of, candles_by_key, cluster_params, history)
+    current, by_symbol, symbol_zones = state.current, state.by_symbol, state.symbol_zones
+    radar = build_radar(state.inputs, history.universe, now=now, params=radar_params)
     radar_of = {entry.symbol: entry for entry in radar}
     planned: dict[str, tuple[PlannedTrade, list[str]]] = {}
     rejected: dict[str, str] = {}
@@ -168,19 +144,95 @@ def analyze(
     ]
     closes = {symbol: view.last_close for symbol, (_, view) in symbol_zones.items()}
     return AnalyticsResult(
-        clusters=_clusters_frame(current, zone_of_cluster),
-        zones=_zones_frame(zones, now, closes),
+        clusters=_clusters_frame(current, state.zone_of_cluster),
+        zones=_zones_frame(state.zones, now, closes),
         signals=signals,
         plans=capped,
         rejected=rejected,
         plan_atr=plan_atr,
         snapshots_analyzed=len(current),
-        views=views,
-        imbalances=imbalances,
-        baselines=baselines,
+        views=state.views,
+        imbalances=state.imbalances,
+        baselines=state.baselines,
         radar=radar,
+        radar_inputs=state.inputs,
         win_rates_used=win_rates_used,
     )
+
+
+@dataclass
+class _SymbolState:
+    """Everything per symbol the radar and the trade planning start from."""
+
+    views: dict[str, SnapshotView]
+    current: list[SnapshotView]
+    imbalances: list[SnapshotImbalance]
+    baselines: list[Baseline]
+    by_symbol: dict[str, list[SnapshotView]]
+    symbol_zones: dict[str, tuple[list[ConsensusZone], SnapshotView]]
+    zones: list[ConsensusZone]
+    zone_of_cluster: dict[str, ConsensusZone]
+    inputs: list[SymbolInputs]
+
+
+def _assess_symbols(
+    latest: pl.DataFrame,
+    levels_of: LevelsReader,
+    candles_by_key: Mapping[tuple[object, ...], pl.DataFrame],
+    cluster_params: ClusterParams,
+    history: History,
+) -> _SymbolState:
+    views = snapshot_views(latest, levels_of, candles_by_key, cluster_params)
+    current = current_views(latest, views, candles_by_key)
+    imbalances, baselines = assess(current, history)
+    imbalance_of = {i.snapshot_id: i for i in imbalances}
+    by_symbol: dict[str, list[SnapshotView]] = defaultdict(list)
+    for view in current:
+        by_symbol[view.symbol].append(view)
+    zones: list[ConsensusZone] = []
+    zone_of_cluster: dict[str, ConsensusZone] = {}
+    symbol_zones: dict[str, tuple[list[ConsensusZone], SnapshotView]] = {}
+    for symbol, symbol_views in sorted(by_symbol.items()):
+        symbol_zones[symbol] = _symbol_zones(symbol, symbol_views, zone_of_cluster)
+        zones.extend(symbol_zones[symbol][0])
+    inputs = [
+        SymbolInputs(
+            symbol,
+            [imbalance_of[v.snapshot_id] for v in by_symbol[symbol]],
+            own_zones,
+            price_view.last_close,
+            price_view.atr,
+        )
+        for symbol, (own_zones, price_view) in symbol_zones.items()
+    ]
+    return _SymbolState(
+        views,
+        current,
+        imbalances,
+        baselines,
+        by_symbol,
+        symbol_zones,
+        zones,
+        zone_of_cluster,
+        inputs,
+    )
+
+
+def radar_inputs(
+    latest: pl.DataFrame,
+    levels_of: LevelsReader,
+    candles: pl.DataFrame,
+    *,
+    cluster_params: ClusterParams | None = None,
+    history: History | None = None,
+) -> list[SymbolInputs]:
+    """What the radar ranks, per symbol of `latest`, without planning any trade: the live radar
+    re-ranks these against live prices and refreshes only the symbols whose heatmaps changed."""
+    candles_by_key = candles.sort("ts").partition_by(_KEY, as_dict=True, include_key=False)
+    state = _assess_symbols(
+        latest, levels_of, candles_by_key, cluster_params or ClusterParams(), history or History()
+    )
+    return state.inputs
 
 
 def _outside_top(entry: RadarEntry, top_k: int | None) -> str | None:

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 
 from helix_pipelines.analytics.consensus import ConsensusZone
 from helix_pipelines.analytics.imbalance import SnapshotImbalance
-from helix_pipelines.contracts.radar import RadarEntry, Tier
+from helix_pipelines.contracts.radar import PriceSource, RadarEntry, Tier
 
 RANGE_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {"12h": 1.0, "24h": 1.0, "3d": 0.8, "7d": 0.6, "30d": 0.4, "90d": 0.3, "180d": 0.2, "1y": 0.2}
@@ -96,6 +96,23 @@ class SymbolInputs:
     zones: Sequence[ConsensusZone]
     last_price: float
     atr: float
+    price_origin: PriceSource = "heatmap"
+    realized: tuple[float, int] | None = None  # realized liquidations: USD, events
+
+
+def with_live_state(
+    inputs: Sequence[SymbolInputs],
+    prices: Mapping[str, tuple[float, PriceSource]],
+    realized: Mapping[str, tuple[float, int]] | None,
+) -> list[SymbolInputs]:
+    """The inputs priced at the live price where there is one, with each symbol's realized
+    liquidations (0 where the feed saw none; None throughout when no feed runs)."""
+    result = []
+    for item in inputs:
+        price, origin = prices.get(item.symbol, (item.last_price, "heatmap"))
+        done = None if realized is None else realized.get(item.symbol, (0.0, 0))
+        result.append(replace(item, last_price=price, price_origin=origin, realized=done))
+    return result
 
 
 def _range_weighted(
@@ -163,6 +180,9 @@ def score_symbol(inputs: SymbolInputs, now: datetime, params: RadarParams) -> Ra
         newest_snapshot_at=newest,
         oldest_snapshot_at=oldest,
         data_age_seconds=age,
+        price_origin=inputs.price_origin,
+        realized_liq_usd=None if inputs.realized is None else inputs.realized[0],
+        realized_liq_events=None if inputs.realized is None else inputs.realized[1],
     )
     if age > params.max_age_hours * 3600:
         return _excluded(

@@ -16,6 +16,7 @@ DEAD_LETTER_STREAM = "helix:signals:dead"
 RADAR_STREAM = "helix:radar"
 RADAR_LATEST = "helix:radar:latest"
 RADAR_CHANNEL = "helix:radar:notify"
+LIVE_PRICES = "helix:prices"  # hash: coin -> its live price, written by `helix live`
 
 # The dead-letter stream is for inspection, not an archive: bounded like the signal stream.
 DEAD_LETTER_MAXLEN = 100_000

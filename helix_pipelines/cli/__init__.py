@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from helix_pipelines.cli import demo, executor, inspect, radar
+from helix_pipelines.cli import demo, executor, inspect, live, radar
 from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.contracts.vocabulary import RANGES
 from helix_pipelines.execution.brokers import VenueUnavailable
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     universe_parser.add_argument("--symbols", help="comma-separated coins")
     universe_parser.set_defaults(run=inspect.universe)
     radar.add_command(commands)
+    live.add_command(commands)
     executor.add_commands(commands)
     return parser
 

@@ -5,13 +5,18 @@ it, `analytics.radar` documents how).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Literal, get_args
+
+from helix_pipelines.contracts.columns import Count
 
 Tier = Literal["HOT", "WATCH", "WARM", "SAFE"]
 TIERS: tuple[Tier, ...] = get_args(Tier)
 """Nearest major zone closer than 0.5%, 1%, 2%, or farther (the limits are configurable)."""
+PriceSource = Literal["heatmap", "ws", "rest"]
+"""Where the radar's price came from: the newest heatmap candle's close, or the live Bybit ticker
+(websocket, or its REST fallback)."""
 Direction = Literal["up", "down"]
 """Where the radar expects price to be drawn: toward the short liquidations above, or the long
 liquidations below."""
@@ -49,6 +54,11 @@ class RadarEntry:
     oldest_snapshot_at: datetime | None = None
     data_age_seconds: float | None = None
     excluded_reason: str | None = None
+    price_origin: PriceSource | None = None
+    realized_liq_usd: float | None = None  # liquidations CoinGlass reported in the window
+    realized_liq_events: Count | None = None  # (None: no liquidation feed was running)
 
     def as_row(self) -> dict[str, object]:
-        return asdict(self)
+        # Every field is a scalar: a shallow copy is the row, and asdict's deep copy was most of
+        # the cost of ranking the universe on every price move.
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -91,6 +91,8 @@ OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
     "radar_rank": pl.Int16(),
     "radar_decile": pl.Int16(),
     "radar_tier": TEXT,
+    "confirmed_liq_usd": FLOAT,  # realized liquidations near a touched level (analytics.sweeps)
+    "confirmed_liq_events": pl.Int64(),
 }
 
 IMBALANCE_SCHEMA: dict[str, pl.DataType] = {

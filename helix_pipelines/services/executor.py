@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from helix_pipelines.bus.prices import LivePrices
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.vocabulary import IN_FLIGHT, RANGES
 from helix_pipelines.execution.brokers import Broker
@@ -28,25 +29,43 @@ log = logging.getLogger(__name__)
 
 # A price older than this is no price: the paper book will not trade on it.
 PAPER_PRICE_MAX_AGE = timedelta(days=2)
+# A live price (from `helix live`, through Redis) older than this gives way to the stored close.
+LIVE_PRICE_MAX_AGE = timedelta(seconds=30)
 
 
 def paper_prices(
-    warehouse: Warehouse, clock: Callable[[], datetime] = utc_now
+    warehouse: Warehouse,
+    clock: Callable[[], datetime] = utc_now,
+    live: LivePrices | None = None,
 ) -> Callable[[str], float | None]:
-    """The newest stored close of a coin from its finest range (one keyed query a call)."""
+    """A coin's live Bybit price when `helix live` wrote a fresh one, else the newest stored
+    close from its finest range (one keyed lookup a call either way)."""
 
     def price(symbol: str) -> float | None:
-        return warehouse.heatmaps.latest_close(symbol, clock() - PAPER_PRICE_MAX_AGE, RANGES)
+        now = clock()
+        if live is not None:
+            current = live.price(symbol, max_age=LIVE_PRICE_MAX_AGE, now=now)
+            if current is not None:
+                return current
+        return warehouse.heatmaps.latest_close(symbol, now - PAPER_PRICE_MAX_AGE, RANGES)
 
     return price
 
 
 def build_broker(
-    gated: ExecutorSettings, warehouse: Warehouse, *, account_equity_usd: float
+    gated: ExecutorSettings,
+    warehouse: Warehouse,
+    *,
+    account_equity_usd: float,
+    redis_url: str | None = None,
+    bus_prefix: str = "",
 ) -> Broker:
     if gated.mode == "paper":
+        live = LivePrices(redis_url, key_prefix=bus_prefix) if redis_url else None
         return PaperBroker(
-            warehouse.paper_book(), paper_prices(warehouse), account_equity_usd=account_equity_usd
+            warehouse.paper_book(),
+            paper_prices(warehouse, live=live),
+            account_equity_usd=account_equity_usd,
         )
     from helix_pipelines.execution.bybit import BybitBroker  # noqa: PLC0415 - pybit only when trading
     from helix_pipelines.execution.bybit_calls import open_session  # noqa: PLC0415
@@ -66,7 +85,11 @@ def build_executor(
     """The executor the settings ask for; refuses (RefuseToStart) an unsafe live setup."""
     gated = settings.executor.gated()
     broker = broker or build_broker(
-        gated, warehouse, account_equity_usd=settings.risk.account_equity_usd
+        gated,
+        warehouse,
+        account_equity_usd=settings.risk.account_equity_usd,
+        redis_url=settings.redis_url,
+        bus_prefix=settings.bus_prefix,
     )
     return Executor(broker, warehouse.executor_store(gated.mode), settings.guard, clock=clock)
 

@@ -2,7 +2,8 @@
 
 Grain: one outcome per subject, recorded once it is decided (touched, or its horizon passed);
 only subjects still without an outcome are read, so the work follows what is open, not history.
-Idempotent: outcomes are upserted per subject.
+Idempotent: outcomes are upserted per subject. A touched subject also records the realized
+liquidations near its level (`analytics.sweeps`: the sweep confirmation).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from helix_pipelines.analytics.outcomes import (
     score_radar,
     score_signals,
 )
+from helix_pipelines.analytics.sweeps import AFTER_TOUCH, confirm_sweeps
 from helix_pipelines.warehouse import Warehouse
 
 
@@ -52,6 +54,14 @@ def refresh_outcomes(
             score_signals(signals, candles, horizon_hours=horizon_hours, now=now),
         ]
     )
+    touched = scored.filter(pl.col("touched"))
+    if touched.height:
+        events = warehouse.live.events(
+            touched["symbol"].unique().to_list(),
+            touched["observed_from"].min(),  # type: ignore[arg-type]
+            now + AFTER_TOUCH,
+        )
+        scored = confirm_sweeps(scored, events)
     warehouse.analytics.save_outcomes(scored)
     outcomes = warehouse.analytics.outcomes()
     return OutcomesReport(

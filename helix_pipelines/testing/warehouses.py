@@ -16,6 +16,8 @@ from helix_pipelines.contracts.heatmaps import (
 from helix_pipelines.contracts.tables import TABLES
 from helix_pipelines.warehouse import Warehouse, open_warehouse
 from helix_pipelines.warehouse.cells_policy import CellsPolicy
+from helix_pipelines.warehouse.fetch_log import FETCH_LOG_SCHEMA, PLAN_SCHEMA
+from helix_pipelines.warehouse.live_store import EVENTS_SCHEMA
 
 KEEP_ALL_CELLS = CellsPolicy.parse("all", retention_days=None)
 """For tests that inspect the cells in the warehouse: every series keeps them, for ever."""
@@ -26,6 +28,9 @@ SCHEMAS = {
     "liquidation_data_raw": CELLS_SCHEMA,
     "liquidation_price_levels": PRICE_LEVELS_SCHEMA,
     "heatmap_candles": CANDLES_SCHEMA,
+    "liquidation_events": EVENTS_SCHEMA,
+    "heatmap_fetch_log": FETCH_LOG_SCHEMA,
+    "fetch_plan_tiers": PLAN_SCHEMA,
 }
 
 

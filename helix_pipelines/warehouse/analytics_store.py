@@ -94,6 +94,11 @@ class AnalyticsStore:
             upsert(tx, "cluster_baselines", refresh.baselines)
             upsert(tx, "liquidation_radar", refresh.radar)
 
+    def save_radar(self, radar: pl.DataFrame) -> None:
+        """One live ranking (`liquidation_radar` rows of one refresh time), upserted."""
+        with self.db.transaction() as tx:
+            upsert(tx, "liquidation_radar", radar)
+
     def imbalances(self, snapshot_ids: Sequence[str]) -> pl.DataFrame:
         """The stored imbalance rows of these snapshots (those analyzed before)."""
         with self.db.connect() as conn:

@@ -315,11 +315,12 @@ def test_no_literal_credentials_in_service_environments(compose: dict[str, Any])
 def test_services_and_dependency_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {
-        "timescaledb", "redis", "grafana", "code-location", "webserver", "daemon"
+        "timescaledb", "redis", "grafana", "code-location", "webserver", "daemon", "live"
     }  # fmt: skip
     expected_deps = {
         "grafana": {"timescaledb"},
         "code-location": {"timescaledb", "redis"},
+        "live": {"timescaledb", "redis"},
         "webserver": {"timescaledb", "code-location"},
         "daemon": {"timescaledb", "code-location"},
     }
@@ -422,6 +423,23 @@ def test_dagster_services_share_the_instance_and_the_app_env(
     assert app["COINGLASS_API_KEY"] == ""  # unset in .env -> sandbox, never a baked-in key
     assert app["COINGLASS_BASE_URL"] == "https://open-api-v4.coinglass.com"
     assert {"COINGLASS_REPLAY_DIR", "COINGLASS_CAPTURE_DIR"} <= set(app)
+
+
+def test_live_service_shares_the_app_env_without_trading_secrets(
+    rendered: dict[str, Any],
+) -> None:
+    services = rendered["services"]
+    live, app = services["live"], service_env(services["code-location"])
+    assert live["command"] == ["helix", "live"]
+    assert live["image"] == services["code-location"]["image"]
+    env = service_env(live)
+    shared = {
+        k: v for k, v in app.items() if not k.startswith(("DAGSTER_", "BYBIT_", "HELIX_EXECUTOR"))
+    }
+    assert env == shared  # one budget (Redis), one warehouse, one universe with the code location
+    assert not {k for k in env if k.startswith("BYBIT_")}
+    # SIGTERM: the cycle in progress finishes and queued liquidations are flushed first.
+    assert live["stop_grace_period"] in ("60s", "1m0s", 60)
 
 
 def test_published_ports_bind_to_loopback_by_default(rendered: dict[str, Any]) -> None:

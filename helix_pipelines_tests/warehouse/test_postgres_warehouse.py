@@ -62,6 +62,9 @@ APPLIED_ON_PLAIN_POSTGRES = [
     "013_price_levels_brin.postgres",
     "015_universe_venue_symbols",
     "016_liquidation_radar",
+    "018_liquidation_events",
+    "020_heatmap_fetch_log",
+    "021_live_state",
 ]
 
 
@@ -84,6 +87,7 @@ def test_migrations_apply_twice_cleanly_and_skip_timescale_with_one_log_line(
         "003_price_levels_daily.timescale",
         "014_price_levels_hypertable.timescale",
         "017_radar_hypertable.timescale",
+        "019_liquidation_events_hypertable.timescale",
     ]
     assert second.applied == []
     assert recorded == first.applied
@@ -153,6 +157,7 @@ def test_installed_but_not_preloaded_goes_on_as_plain_postgres_with_the_fix_name
         "003_price_levels_daily.timescale",
         "014_price_levels_hypertable.timescale",
         "017_radar_hypertable.timescale",
+        "019_liquidation_events_hypertable.timescale",
     ]
     (line,) = [r for r in caplog.records if "not preloaded" in r.getMessage()]
     assert line.levelno == logging.WARNING
@@ -190,10 +195,10 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 18)]
+    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 22)]
     assert [m.only for m in migrations] == [
         None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres", None,
-        None, "postgres", "timescale", None, None, "timescale",
+        None, "postgres", "timescale", None, None, "timescale", None, "timescale", None, None,
     ]  # fmt: skip
     no_transaction = {"003", "014"}  # continuous aggregates
     assert [m.transactional for m in migrations] == [
