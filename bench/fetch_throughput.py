@@ -116,6 +116,29 @@ def request_cycle() -> Iterator[HeatmapRequest]:
     )
 
 
+async def saturate(client: CoinGlassClient, concurrency: int, seconds: float) -> tuple[int, int]:
+    """Keep every client slot busy for `seconds` (twice as many workers as slots, so a slot is
+    never idle for want of work), then cancel what still waits; (completed, failed)."""
+    requests = request_cycle()
+    completed = failed = 0
+
+    async def worker() -> None:
+        nonlocal completed, failed
+        while True:
+            try:
+                await client.fetch_heatmap(next(requests))
+                completed += 1
+            except CoinGlassError:
+                failed += 1
+
+    tasks = [asyncio.create_task(worker()) for _ in range(2 * concurrency)]
+    await asyncio.sleep(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return completed, failed
+
+
 async def drive(server: FakeCoinGlassServer, settings: Settings) -> Outcome:
     """Keep every client slot busy until the deadline, then cancel whatever is still waiting."""
     limiter = RateLimiter(
@@ -123,9 +146,6 @@ async def drive(server: FakeCoinGlassServer, settings: Settings) -> Outcome:
         window_seconds=settings.window_seconds,
         safety_seconds=settings.safety_seconds,
     )
-    requests = request_cycle()
-    completed = 0
-    failed = 0
     async with CoinGlassClient(
         DEFAULT_API_KEY,
         server.base_url,
@@ -133,23 +153,8 @@ async def drive(server: FakeCoinGlassServer, settings: Settings) -> Outcome:
         max_concurrency=settings.concurrency,
         timeout_seconds=10.0,
     ) as client:
-
-        async def worker() -> None:
-            nonlocal completed, failed
-            while True:
-                try:
-                    await client.fetch_heatmap(next(requests))
-                    completed += 1
-                except CoinGlassError:
-                    failed += 1
-
         started = time.monotonic()
-        # Twice as many workers as slots, so a slot is never idle for want of work.
-        tasks = [asyncio.create_task(worker()) for _ in range(2 * settings.concurrency)]
-        await asyncio.sleep(settings.seconds)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        completed, failed = await saturate(client, settings.concurrency, settings.seconds)
         return Outcome(
             completed=completed,
             failed=failed,

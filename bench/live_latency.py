@@ -22,13 +22,11 @@ import random
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-import redis
 
 from bench.analytics_throughput import NOW, inputs
 from bench.pg import scratch_database
@@ -46,9 +44,9 @@ from helix_pipelines.services.live import LiveOptions, LiveService
 from helix_pipelines.services.settings import Settings
 from helix_pipelines.testing.bybit_ws_server import FakeBybitWsServer
 from helix_pipelines.testing.coinglass_ws_server import FakeCoinGlassWS, burst_items
+from helix_pipelines.testing.local_services import REDIS_URL, redis_key_prefix
 from helix_pipelines.testing.warehouses import duckdb_warehouse, postgres_warehouse
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 UNIVERSE = 435
 
 
@@ -73,13 +71,12 @@ def universe_inputs() -> dict[str, SymbolInputs]:
     return {n: replace(base[i % len(base)], symbol=n) for i, n in enumerate(names)}
 
 
-def price_to_radar(seconds: float, moves: int, tmp: Path) -> None:
+def price_to_radar(seconds: float, moves: int, tmp: Path, prefix: str) -> None:
     cloned = universe_inputs()
     names = list(cloned)
     venue = {n: f"{n}USDT" for n in names}
     prices = {venue[n]: f"{cloned[n].last_price:.8f}" for n in names}
     warehouse = duckdb_warehouse(tmp / "radar.duckdb")
-    prefix = f"helix-bench:{uuid.uuid4().hex}:"
     publisher = RadarPublisher(REDIS_URL, key_prefix=prefix)
     started = time.monotonic()
     changed_at: dict[str, float] = {}
@@ -135,17 +132,8 @@ def price_to_radar(seconds: float, moves: int, tmp: Path) -> None:
 
         asyncio.run(main())
     report(service, delivery, moves, seconds)
-    drop_keys(prefix)
     publisher.close()
     warehouse.close()
-
-
-def drop_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def report(service: LiveService, delivery: list[float], moves: int, seconds: float) -> None:
@@ -210,8 +198,8 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=100, help="price changes per second")
     parser.add_argument("--events", type=int, default=400)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        price_to_radar(args.seconds, args.moves, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, redis_key_prefix("helix-bench") as prefix:
+        price_to_radar(args.seconds, args.moves, Path(tmp), prefix)
     event_to_stored(args.events)
 
 

@@ -41,11 +41,10 @@ import redis
 from bench.fetch_throughput import (
     QUICK_RUN_SECONDS,
     QUICK_WINDOW_SECONDS,
-    request_cycle,
+    saturate,
     sustained_rate,
 )
 from helix_pipelines.coinglass.client import CoinGlassClient
-from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.coinglass.ratelimit import RateLimiter
 from helix_pipelines.coinglass.shared_window import SharedWindow
 from helix_pipelines.testing.coinglass_server import DEFAULT_API_KEY, FakeCoinGlassServer
@@ -148,9 +147,6 @@ async def drive(job: Job, start: multiprocessing.synchronize.Barrier) -> Sent:
         safety_seconds=settings.safety_seconds,
         shared=shared,
     )
-    requests = request_cycle()
-    completed = 0
-    failed = 0
     async with CoinGlassClient(
         DEFAULT_API_KEY,
         job.base_url,
@@ -158,23 +154,8 @@ async def drive(job: Job, start: multiprocessing.synchronize.Barrier) -> Sent:
         max_concurrency=settings.concurrency,
         timeout_seconds=10.0,
     ) as client:
-
-        async def worker() -> None:
-            nonlocal completed, failed
-            while True:
-                try:
-                    await client.fetch_heatmap(next(requests))
-                    completed += 1
-                except CoinGlassError:
-                    failed += 1
-
         await asyncio.to_thread(start.wait, 120)
-        # Twice as many workers as slots, so a slot is never idle for want of work.
-        tasks = [asyncio.create_task(worker()) for _ in range(2 * settings.concurrency)]
-        await asyncio.sleep(settings.seconds)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        completed, failed = await saturate(client, settings.concurrency, settings.seconds)
         return Sent(client.stats.requests_sent, completed, failed)
 
 

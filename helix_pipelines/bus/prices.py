@@ -3,8 +3,8 @@ hash, and the paper broker of `helix executor serve` (another process) reads it.
 
 One field per coin (`BTC`, `PEPE`: coin units, the venue price divided by its multiplier), value
 `price|unix_ms|origin`. A reader ignores a price older than its `max_age`, so a stopped `helix
-live` leaves no price that looks current. Written in batches (one HSET of the coins that changed),
-at most as often as the caller flushes.
+live` leaves no price that looks current. Written in batches (one HSET of the coins whose tick
+changed since the last write), at most as often as the caller flushes.
 """
 
 from __future__ import annotations

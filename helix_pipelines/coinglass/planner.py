@@ -194,8 +194,10 @@ def plan_fetches(
     if len(hot) > budget:
         notes.append(
             f"the hot list needs {len(hot)} requests a cycle, the budget allows {budget}: "
-            f"only the first {budget} (by radar rank) are fetched"
+            f"the {budget} stalest are fetched (round robin)"
         )
+        never = datetime.min.replace(tzinfo=now.tzinfo)
+        hot = sorted(hot, key=lambda k: states[k].last_fetched_at if k in states else never)
         hot = hot[:budget]
     leftover_per_minute = (budget - len(hot)) * 60 / params.cycle_seconds
 

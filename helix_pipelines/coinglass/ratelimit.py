@@ -71,6 +71,8 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         # Set when the limit grows, so a request waiting under the old, smaller limit goes now.
         self._grown = asyncio.Event()
+        # Whether the limit is the server's (API-KEY-MAX-LIMIT) or still the configured guess.
+        self._reported = False
         self.waited_seconds = 0.0
         self._shared = shared
         self._shared_failing = False
@@ -139,6 +141,7 @@ class RateLimiter:
             if max_limit > self._limit:
                 self._grown.set()
             self._limit = max_limit
+            self._reported = True
         if used is not None:
             now = self._clock()
             self._prune(now)
@@ -169,7 +172,9 @@ class RateLimiter:
         if shared is None:
             return 0.0
         try:
-            answer = await shared.try_acquire(self._limit, self._window + self._safety)
+            answer = await shared.try_acquire(
+                self._limit, self._window + self._safety, reported=self._reported
+            )
         except SHARED_ERRORS as exc:
             self._shared_failed(exc)
             return 0.0
@@ -193,7 +198,9 @@ class RateLimiter:
 
     async def _shared_usage(self, shared: SharedWindow, used: int) -> None:
         try:
-            await shared.book_usage(used, self._limit, self._window + self._safety)
+            await shared.book_usage(
+                used, self._limit, self._window + self._safety, reported=self._reported
+            )
         except SHARED_ERRORS as exc:
             self._shared_failed(exc)
             return

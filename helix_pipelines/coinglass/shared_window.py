@@ -42,6 +42,9 @@ BUDGET_KEY = "helix:coinglass:budget:"
 KEY_HASH_CHARS = 16
 """Hex digits of sha256(api key) in the key name: 64 bits, ample to keep keys apart."""
 
+LIMIT_MEMORY_MS = 600_000
+"""How long a limit the server reported is remembered for processes that have not heard it."""
+
 EXPIRE_SLACK_MS = 1_000
 """The budget's key outlives its newest send's window by this much, then Redis drops it."""
 
@@ -52,8 +55,12 @@ stall every request of the process."""
 
 # Prune, book foreign usage, then book one send or say how long to wait, in one atomic step.
 # Scores are microseconds of the Redis server's clock (exact in a double until the year 2255).
-# KEYS: the budget's sorted set. ARGV: span (window + safety) in microseconds, limit, 1 to book a
-# send (0 only books usage), usage reported by the API (-1 when none), a unique id for members.
+# KEYS: the budget's sorted set, the key's limit. ARGV: span (window + safety) in microseconds,
+# limit, 1 to book a send (0 only books usage), usage reported by the API (-1 when none), a unique
+# id for members, the set's expiry slack, 1 when the limit is the server's (API-KEY-MAX-LIMIT)
+# rather than configured, how long a reported limit is remembered. A process that has not heard
+# the server yet (it starts at the configured 30/min) uses the largest limit another reported:
+# with its own it would find the window full forever and never send the request that tells it.
 # Foreign usage is booked at most up to the limit: more would only take memory, since entries
 # booked together also expire together. Returns {microseconds to wait (0: booked), count after,
 # foreign sends booked}.
@@ -63,6 +70,11 @@ local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local stamp = string.format('%s.%06d:%s', clock[1], tonumber(clock[2]), ARGV[5])
 local span = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+if ARGV[7] == '1' then
+    redis.call('SET', KEYS[2], limit, 'PX', ARGV[8])
+else
+    limit = math.max(limit, tonumber(redis.call('GET', KEYS[2]) or '0'))
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
 local count = redis.call('ZCARD', KEYS[1])
 local booked = math.min(tonumber(ARGV[4]), limit) - count
@@ -85,7 +97,7 @@ if ARGV[3] == '1' then
     end
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil(span / 1000) + tonumber(ARGV[6]))
-return {wait, count, booked}
+return {wait, count, booked, limit}
 """
 
 
@@ -135,15 +147,20 @@ class SharedWindow:
         """Release the connections (a later call reconnects, so closing twice is harmless)."""
         await self._redis.aclose()
 
-    async def try_acquire(self, limit: int, span_seconds: float) -> WindowAnswer:
+    async def try_acquire(
+        self, limit: int, span_seconds: float, *, reported: bool = False
+    ) -> WindowAnswer:
         """Book one send if fewer than `limit` lie in the last `span_seconds`, else say how long
-        until one more fits (`wait_seconds` > 0, nothing booked)."""
-        return await self._run(limit, span_seconds, send=True, used=None)
+        until one more fits (`wait_seconds` > 0, nothing booked). `reported`: the limit is the
+        server's; otherwise the largest limit another process reported applies, if larger."""
+        return await self._run(limit, span_seconds, send=True, used=None, reported=reported)
 
-    async def book_usage(self, used: int, limit: int, span_seconds: float) -> WindowAnswer:
+    async def book_usage(
+        self, used: int, limit: int, span_seconds: float, *, reported: bool = False
+    ) -> WindowAnswer:
         """Book, as sent now, the sends the API counts (`used`, from `API-KEY-USE-LIMIT`) beyond
         those the window holds: usage of the key that no process sharing the window booked."""
-        return await self._run(limit, span_seconds, send=False, used=used)
+        return await self._run(limit, span_seconds, send=False, used=used, reported=reported)
 
     async def in_window(self, span_seconds: float) -> int:
         """How many sends the last `span_seconds` hold (pruning older ones)."""
@@ -152,14 +169,20 @@ class SharedWindow:
         return answer.in_window
 
     async def _run(
-        self, limit: int, span_seconds: float, *, send: bool, used: int | None
+        self,
+        limit: int,
+        span_seconds: float,
+        *,
+        send: bool,
+        used: int | None,
+        reported: bool = False,
     ) -> WindowAnswer:
         if limit < 1:
             raise ValueError(f"rate limit must be at least 1 request per window, got {limit}")
         if span_seconds <= 0:
             raise ValueError(f"the window must be positive, got {span_seconds}s")
-        wait_us, count, booked = await self._script(
-            keys=[self.key],
+        wait_us, count, booked, _ = await self._script(
+            keys=[self.key, f"{self.key}:limit"],
             args=[
                 math.ceil(span_seconds * 1_000_000),
                 limit,
@@ -167,6 +190,8 @@ class SharedWindow:
                 -1 if used is None else used,
                 uuid.uuid4().hex,
                 EXPIRE_SLACK_MS,
+                1 if reported else 0,
+                LIMIT_MEMORY_MS,
             ],
         )
         return WindowAnswer(int(wait_us) / 1_000_000, int(count), int(booked))

@@ -14,7 +14,8 @@ class FetchPlanConfig(dg.Config):
     hot_ranges: list[str] = ["12h", "24h"]  # noqa: RUF012 - pydantic copies defaults
     cycle_seconds: float = 50.0
     budget_share: float = 0.95
-    limit_per_minute: int | None = None  # None: the CoinGlass resource's configured limit
+    # None: the limit CoinGlass reported to `helix live`'s last cycle, else the resource's.
+    limit_per_minute: int | None = None
 
     def params(self) -> PlannerParams:
         return PlannerParams(
@@ -62,11 +63,15 @@ def heatmap_fetch_plan(
     and records each cycle in `fetch_plan_tiers` (the `last live cycle` entry below).
     """
     store = warehouse.get()
-    limit = config.limit_per_minute or coinglass.settings().rate_limit_per_minute
+    last = store.heatmaps.fetch_log.latest_plan()
+    limit = (
+        config.limit_per_minute
+        or (int(last["limit_per_minute"][0]) if last.height else None)
+        or coinglass.settings().rate_limit_per_minute
+    )
     plan = next_plan(store, limit_per_minute=limit, now=utc_now(), params=config.params())
     for note in plan.notes:
         context.log.warning(note)
-    last = store.heatmaps.fetch_log.latest_plan()
     hot = next(t for t in plan.tiers if t.name == "hot")
     return dg.MaterializeResult(
         metadata={

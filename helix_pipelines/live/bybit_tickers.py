@@ -510,6 +510,8 @@ class TickerFeed:
                 self._counts.ws_prices += 1
         if price is not None:
             self._book.update(PriceTick(symbol, price, at, "ws"))
+        else:
+            self._book.confirm(symbol, at)
 
     def _parse_ticker(self, message: dict[str, Any]) -> tuple[str, float | None, datetime]:
         """(symbol, lastPrice or None for a delta that does not carry one, venue time)."""
@@ -526,7 +528,7 @@ class TickerFeed:
         at = _venue_time(message.get("ts"))
         if "lastPrice" not in data:
             # Bybit's deltas carry only what changed: no lastPrice means the price did not move,
-            # and the book keeps the held tick (with its own, older, time).
+            # so the book keeps the held price, re-stamped with this message's time.
             if kind == "snapshot":
                 raise ValueError("snapshot without lastPrice")
             return symbol, None, at

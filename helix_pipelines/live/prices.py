@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from helix_pipelines.clock import utc_now
@@ -84,6 +85,15 @@ class PriceBook:
                 logger.exception("price listener %r failed (%d failures so far)", listener, errors)
 
     # -- reading ---------------------------------------------------------------------------------
+
+    def confirm(self, venue_symbol: str, at: datetime) -> None:
+        """The venue says the held price still stands as of `at` (a ticker delta without
+        `lastPrice`): re-stamp it, so a quiet coin's price does not look stale. Silent: no new
+        version, no listener call, since nothing moved."""
+        with self._lock:
+            held = self._ticks.get(venue_symbol)
+            if held is not None and at > held.at:
+                self._ticks[venue_symbol] = replace(held, at=at)
 
     def tick(self, venue_symbol: str) -> PriceTick | None:
         with self._lock:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
+
 from helix_pipelines.bus.prices import LivePrices
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.vocabulary import IN_FLIGHT, RANGES
@@ -44,7 +46,14 @@ def paper_prices(
     def price(symbol: str) -> float | None:
         now = clock()
         if live is not None:
-            current = live.price(symbol, max_age=LIVE_PRICE_MAX_AGE, now=now)
+            try:
+                current = live.price(symbol, max_age=LIVE_PRICE_MAX_AGE, now=now)
+            except (RedisError, OSError) as exc:
+                # Redis down: the stored close, as without `helix live` (never no price at all).
+                log.warning(
+                    "live prices unreadable (%s): using the stored close", type(exc).__name__
+                )
+                current = None
             if current is not None:
                 return current
         return warehouse.heatmaps.latest_close(symbol, now - PAPER_PRICE_MAX_AGE, RANGES)

@@ -30,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+from redis.exceptions import RedisError
 
 from helix_pipelines.analytics.radar import RadarParams
 from helix_pipelines.bus.prices import LivePrices
@@ -152,6 +154,7 @@ class LiveService:
         self._realized: dict[str, tuple[float, int]] | None = None
         self._realized_at = float("-inf")
         self._stored_at = float("-inf")
+        self._redis_down = False
 
     # -- the whole service ---------------------------------------------------------------------
 
@@ -176,13 +179,13 @@ class LiveService:
             await stop.wait()
             log.info("live: stopping")
             feeds_stop.set()
-            await asyncio.gather(*feeds, return_exceptions=True)
+            feed_results = await asyncio.gather(*feeds, return_exceptions=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(planner), self.options.shutdown_seconds)
             for task in (planner, radar, prices, status):
                 task.cancel()
             results = await asyncio.gather(planner, radar, prices, status, return_exceptions=True)
-            for result in results:
+            for result in [*feed_results, *results]:
                 if isinstance(result, Exception):
                     raise result
         finally:
@@ -239,18 +242,20 @@ class LiveService:
         """Every `price_publish_seconds`, the coins whose price moved, to Redis."""
         if self.live_prices is None or self.ticker_feed is None:
             return
-        published = 0
+        written: dict[str, PriceTick] = {}
         while not stop.is_set():
             await asyncio.sleep(self.options.price_publish_seconds)
-            if self.book.version == published:
-                continue
-            published = self.book.version
-            prices = {}
-            for coin, (venue_symbol, multiplier) in self.radar.venue.items():
+            changed = {}
+            for coin, (venue_symbol, _) in self.radar.venue.items():
                 tick = self.book.tick(venue_symbol)
-                if tick is not None:
-                    prices[coin] = (tick.price / multiplier, tick.at, tick.origin)
-            await asyncio.to_thread(self.live_prices.write, prices)
+                if tick is not None and written.get(coin) != tick:
+                    changed[coin] = tick
+            prices = {
+                coin: (tick.price / self.radar.venue[coin][1], tick.at, tick.origin)
+                for coin, tick in changed.items()
+            }
+            if prices and await self._to_redis("live prices", self.live_prices.write, prices):
+                written |= changed
 
     # -- liquidations --------------------------------------------------------------------------
 
@@ -295,7 +300,7 @@ class LiveService:
     async def _plan(self, source: HeatmapSource, stop: asyncio.Event) -> None:
         pacer = Pacer(1.0)
 
-        def plan() -> FetchPlan:
+        def plan_now() -> FetchPlan:
             limit = (
                 self.options.limit_per_minute
                 or source.stats.limit_per_minute
@@ -315,6 +320,10 @@ class LiveService:
                 log.warning("planner: %s", note)
             self.warehouse.heatmaps.fetch_log.save_plan(plan_rows(current))
             return current
+
+        async def plan() -> FetchPlan:
+            # Reads the whole fetch log (10k rows): off the loop the feeds and the radar run on.
+            return await asyncio.to_thread(plan_now)
 
         async def execute(current: FetchPlan) -> None:
             report = await execute_plan(
@@ -365,7 +374,7 @@ class LiveService:
             now = self.clock()
             entries = self.radar.rank(self.book.tick, await self._realized_now(now), now)
             if self.radar_publisher is not None and entries:
-                await asyncio.to_thread(self.radar_publisher.publish, entries)
+                await self._to_redis("the radar", self.radar_publisher.publish, entries)
             if moved_since is not None:
                 self.stats.radar_latency.add(time.monotonic() - moved_since)
             self.stats.rankings += 1
@@ -400,6 +409,8 @@ class LiveService:
             "prices_reason": tickers.reason if tickers else None,
             "liquidations_connected": feed.connected if feed else None,
             "liquidation_events": feed.events if feed else 0,
+            "liquidation_malformed": feed.malformed if feed else 0,
+            "liquidation_last_error": feed.last_error if feed else None,
             "liquidations_stored": self.writer.stats.inserted if self.writer else 0,
             "notes": self.stats.notes,
         }
@@ -415,6 +426,23 @@ class LiveService:
             temporary.write_text(body)
             temporary.replace(path)  # a reader never sees half a file
             await asyncio.sleep(self.options.status_seconds)
+
+    async def _to_redis(self, what: str, write: Callable[[Any], object], payload: Any) -> bool:
+        """One write to Redis off the loop; a Redis that is down costs a warning per outage, not
+        the service (the radar and the planner go on; the next write tries again)."""
+        try:
+            await asyncio.to_thread(write, payload)
+        except (RedisError, OSError) as exc:
+            if not self._redis_down:
+                log.warning(
+                    "live: cannot publish %s to Redis (%s); retrying", what, type(exc).__name__
+                )
+            self._redis_down = True
+            return False
+        if self._redis_down:
+            log.info("live: Redis answers again")
+        self._redis_down = False
+        return True
 
     def _note(self, message: str) -> None:
         log.warning("live: %s", message)

@@ -9,7 +9,7 @@ liquidations near its level (`analytics.sweeps`: the sweep confirmation).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -20,8 +20,12 @@ from helix_pipelines.analytics.outcomes import (
     score_radar,
     score_signals,
 )
-from helix_pipelines.analytics.sweeps import AFTER_TOUCH, confirm_sweeps
+from helix_pipelines.analytics.sweeps import confirm_sweeps, confirmable
 from helix_pipelines.warehouse import Warehouse
+
+# Touched outcomes older than this are not confirmed any more (a refresh that did not run for
+# days does not read every old outcome again).
+CONFIRM_LOOKBACK = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,8 @@ def refresh_outcomes(
             score_signals(signals, candles, horizon_hours=horizon_hours, now=now),
         ]
     )
-    touched = scored.filter(pl.col("touched"))
-    if touched.height:
-        events = warehouse.live.events(
-            touched["symbol"].unique().to_list(),
-            touched["observed_from"].min(),  # type: ignore[arg-type]
-            now + AFTER_TOUCH,
-        )
-        scored = confirm_sweeps(scored, events)
     warehouse.analytics.save_outcomes(scored)
+    _confirm_sweeps(warehouse, now)
     outcomes = warehouse.analytics.outcomes()
     return OutcomesReport(
         scored=scored.height,
@@ -70,3 +67,18 @@ def refresh_outcomes(
         rates=hit_rates(outcomes.filter(pl.col("subject_kind") != "radar")),
         radar_rates=radar_hit_rates(outcomes),
     )
+
+
+def _confirm_sweeps(warehouse: Warehouse, now: datetime) -> int:
+    """Confirm the touched outcomes whose window has closed with the realized liquidations
+    stored for it (bounded: outcomes touched in the last `CONFIRM_LOOKBACK`)."""
+    pending = confirmable(warehouse.analytics.touched_outcomes_since(now - CONFIRM_LOOKBACK), now)
+    if pending.height == 0:
+        return 0
+    events = warehouse.live.events(
+        pending["symbol"].unique().to_list(),
+        pending["observed_from"].min(),  # type: ignore[arg-type]
+        now,
+    )
+    warehouse.analytics.save_outcomes(confirm_sweeps(pending, events))
+    return pending.height

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -60,14 +61,16 @@ def next_plan(
     limit_per_minute: int,
     now: datetime,
     params: PlannerParams | None = None,
+    ranking: list[str] | None = None,
 ) -> FetchPlan:
-    """The next cycle's plan from the warehouse's state (raises when no universe is stored)."""
+    """The next cycle's plan from the warehouse's state (raises when no universe is stored);
+    `ranking` (the live radar's order) instead of the newest stored radar when given."""
     members = warehouse.heatmaps.load_universe()
     if not members:
         raise ValueError("symbol_universe is empty: run `helix universe` or materialize it first")
     return plan_fetches(
         members,
-        radar_ranking(warehouse),
+        radar_ranking(warehouse) if ranking is None else ranking,
         key_states(warehouse),
         limit_per_minute=limit_per_minute,
         now=now,
@@ -158,7 +161,7 @@ async def execute_plan(
 
 
 async def plan_loop(
-    plan: Callable[[], FetchPlan],
+    plan: Callable[[], FetchPlan | Awaitable[FetchPlan]],
     execute: Callable[[FetchPlan], Awaitable[object]],
     stop: asyncio.Event,
     *,
@@ -174,7 +177,8 @@ async def plan_loop(
     cycles = 0
     while not stop.is_set():
         started = clock()
-        current = plan()
+        planned = plan()
+        current = await planned if inspect.isawaitable(planned) else planned
         if on_plan is not None:
             on_plan(current)
         await execute(current)

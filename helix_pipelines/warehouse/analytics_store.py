@@ -49,6 +49,7 @@ WHERE o.subject_id IS NULL
 """  # noqa: S608
 OUTCOMES = f"SELECT {quoted(list(OUTCOMES_SCHEMA))} FROM cluster_outcomes"  # noqa: S608
 SIGNAL_OUTCOMES_BEFORE = f"{OUTCOMES} WHERE subject_kind = 'signal' AND evaluated_at <= ?"
+TOUCHED_SINCE = f"{OUTCOMES} WHERE touched AND confirmed_liq_usd IS NULL AND observed_from >= ?"
 IMBALANCES = (
     f"SELECT {quoted(list(IMBALANCE_SCHEMA))} FROM liquidation_imbalance "  # noqa: S608
     "WHERE snapshot_id = ANY(?)"
@@ -118,6 +119,11 @@ class AnalyticsStore:
         """Ranked radar entries with a target and no outcome yet."""
         with self.db.connect() as conn:
             return conn.frame(UNSCORED_RADAR, (), RADAR_SCHEMA)
+
+    def touched_outcomes_since(self, moment: datetime) -> pl.DataFrame:
+        """Touched outcomes without a sweep confirmation whose subject is from `moment` on."""
+        with self.db.connect() as conn:
+            return conn.frame(TOUCHED_SINCE, [moment], OUTCOMES_SCHEMA)
 
     def signal_outcomes_before(self, moment: datetime) -> pl.DataFrame:
         """Signal outcomes decided at or before `moment` (what a refresh then could know)."""

@@ -13,7 +13,7 @@ order twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import polars as pl
 
@@ -37,11 +37,6 @@ SELECT base_asset, sum(usd), count(*) FROM liquidation_events
 WHERE event_time >= ? AND event_time < ?
 GROUP BY base_asset
 """
-REALIZED_NEAR = """
-SELECT coalesce(sum(usd), 0), count(*) FROM liquidation_events
-WHERE base_asset = ? AND event_time >= ? AND event_time < ? AND price >= ? AND price <= ?
-"""
-LATEST_EVENT_TIME = "SELECT max(event_time) FROM liquidation_events"
 EVENTS_OF_SINCE = f"""
 SELECT {_COLUMNS} FROM liquidation_events
 WHERE base_asset = ANY(?) AND event_time >= ? AND event_time < ?
@@ -80,30 +75,3 @@ class LiveStore:
         with self.db.connect() as conn:
             found = conn.rows(REALIZED_BY_COIN, [since, until])
         return {asset: (float(usd), int(n)) for asset, usd, n in found}
-
-    def realized_near(
-        self,
-        base_asset: str,
-        price_lo: float,
-        price_hi: float,
-        since: datetime,
-        until: datetime,
-    ) -> tuple[float, int]:
-        """(Liquidated USD, orders) of one coin at prices in `[price_lo, price_hi]`, for orders
-        with `since <= event_time < until`; (0.0, 0) when there were none.
-
-        Prices are each exchange's instrument price as CoinGlass reports it, not rescaled: a
-        contract quoted per 1,000 coins (1000PEPEUSDT) reports 1,000 times the coin's price, so
-        a band in coin units misses its orders."""
-        with self.db.connect() as conn:
-            ((usd, n),) = conn.rows(
-                REALIZED_NEAR, [base_asset, since, until, float(price_lo), float(price_hi)]
-            )
-        return float(usd), int(n)
-
-    def latest_event_time(self) -> datetime | None:
-        """The exchange time of the newest stored order (where a backfill would resume), in
-        UTC; None while the table is empty."""
-        with self.db.connect() as conn:
-            ((latest,),) = conn.rows(LATEST_EVENT_TIME)
-        return None if latest is None else latest.astimezone(UTC)

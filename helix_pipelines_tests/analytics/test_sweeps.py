@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from helix_pipelines.analytics.sweeps import coin_price, confirm_sweeps
+from helix_pipelines.analytics.sweeps import coin_price, confirm_sweeps, confirmable
 from helix_pipelines.contracts.live import LiquidationEvent
 from helix_pipelines.contracts.tables import OUTCOMES_SCHEMA
 from helix_pipelines.warehouse.live_store import events_frame
@@ -37,17 +37,20 @@ def event(base: str, symbol: str, price: float, usd: float, minutes: float) -> L
 
 
 @pytest.mark.parametrize(
-    ("symbol", "price", "expected"),
+    ("symbol", "base", "price", "expected"),
     [
-        ("BTCUSDT", 100_000.0, 100_000.0),
-        ("1000PEPEUSDT", 0.019, 0.000019),
-        ("PEPE-USDT-SWAP", 0.000019, 0.000019),
-        ("SHIB1000USDT", 0.02, 0.00002),
-        ("1INCHUSDT", 0.3, 0.3),  # a digit of the coin's own name is no multiplier
+        ("BTCUSDT", "BTC", 100_000.0, 100_000.0),
+        ("1000PEPEUSDT", "PEPE", 0.019, 0.000019),
+        ("PEPE-USDT-SWAP", "PEPE", 0.000019, 0.000019),
+        ("SHIB1000USDT", "SHIB", 0.02, 0.00002),
+        ("1INCHUSDT", "1INCH", 0.3, 0.3),  # a digit of the coin's own name is no multiplier
+        ("10000SATSUSDT", "10000SATS", 0.0003, 0.0003),  # CoinGlass's coin is the multiplied one
     ],
 )
-def test_event_prices_are_compared_per_coin(symbol: str, price: float, expected: float) -> None:
-    assert coin_price(symbol, price) == pytest.approx(expected)
+def test_event_prices_are_compared_per_coin(
+    symbol: str, base: str, price: float, expected: float
+) -> None:
+    assert coin_price(symbol, price, base) == pytest.approx(expected)
 
 
 def test_touched_levels_count_the_liquidations_in_their_band_and_window() -> None:
@@ -71,6 +74,13 @@ def test_touched_levels_count_the_liquidations_in_their_band_and_window() -> Non
             event("SOL", "SOLUSDT", 150.0, 1_000.0, 5),
         ]
     )
+    # Confirmable once an hour has passed after the touch; SOL was never touched.
+    ready = confirmable(outcomes, T0 + timedelta(hours=3, minutes=1))
+    assert set(ready["subject_id"]) == {"btc", "pepe", "eth"}
+    assert confirmable(outcomes, T0 + timedelta(hours=2, minutes=59))["subject_id"].to_list() == [
+        "pepe",
+        "eth",
+    ]
     confirmed = {r["subject_id"]: r for r in confirm_sweeps(outcomes, events).iter_rows(named=True)}
     assert (confirmed["btc"]["confirmed_liq_usd"], confirmed["btc"]["confirmed_liq_events"]) == (
         500_000.0,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -20,7 +19,11 @@ from helix_pipelines.bus.consumer import SignalConsumer, StreamSignal
 from helix_pipelines.bus.publisher import PublishResult, SignalPublisher
 from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.secrets import redacted_url
-from helix_pipelines.testing.local_services import REDIS_URL, redis_url_with_password
+from helix_pipelines.testing.local_services import (
+    REDIS_URL,
+    redis_key_prefix,
+    redis_url_with_password,
+)
 from helix_pipelines.testing.signals import make_signal
 
 CREATED = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -44,14 +47,9 @@ def client() -> Iterator[redis.Redis]:
 @pytest.fixture
 def prefix(client: redis.Redis) -> Iterator[str]:
     """A unique key prefix; every key under it is deleted after the test."""
-    key_prefix = f"helix-test:{uuid.uuid4().hex}:"
-    try:
+    with redis_key_prefix() as key_prefix:
         yield key_prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{key_prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        assert list(client.scan_iter(match=f"{key_prefix}*")) == []
+    assert list(client.scan_iter(match=f"{key_prefix}*")) == []
 
 
 @pytest.fixture

@@ -38,7 +38,11 @@ from helix_pipelines.coinglass.shared_window import (
     budget_key,
 )
 from helix_pipelines.testing.coinglass_server import DEFAULT_API_KEY, FakeCoinGlassServer
-from helix_pipelines.testing.local_services import REDIS_URL, redis_url_with_password
+from helix_pipelines.testing.local_services import (
+    REDIS_URL,
+    redis_key_prefix,
+    redis_url_with_password,
+)
 
 LIMIT = 10
 WINDOW = 1.0
@@ -60,14 +64,9 @@ def client() -> Iterator[redis.Redis]:
 @pytest.fixture
 def prefix(client: redis.Redis) -> Iterator[str]:
     """A unique key prefix; every key under it is deleted after the test."""
-    key_prefix = f"helix-test:{uuid.uuid4().hex}:"
-    try:
+    with redis_key_prefix() as key_prefix:
         yield key_prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{key_prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        assert list(client.scan_iter(match=f"{key_prefix}*")) == []
+    assert list(client.scan_iter(match=f"{key_prefix}*")) == []
 
 
 def closed_port() -> int:
@@ -151,6 +150,31 @@ def test_the_window_books_up_to_the_limit_then_says_how_long_to_wait(prefix: str
     assert SPAN - 0.2 < refused.wait_seconds <= SPAN
     # Waiting exactly that long frees the slot.
     assert after == 0.0
+
+
+def test_a_process_that_has_not_heard_the_limit_uses_the_one_another_reported(
+    prefix: str,
+) -> None:
+    """A new process starts at the configured 30/min: against a window another process keeps
+    near the real limit it would wait forever, never sending the request that tells it."""
+
+    async def body() -> tuple[list[float], float, float]:
+        window = SharedWindow(REDIS_URL, DEFAULT_API_KEY, key_prefix=prefix)
+        try:
+            busy = [
+                (await window.try_acquire(20, SPAN, reported=True)).wait_seconds for _ in range(15)
+            ]
+            newcomer = await window.try_acquire(5, SPAN)  # configured 5, nothing reported
+            # A reported limit is the truth, also when it is lower than what was remembered.
+            lowered = await window.try_acquire(10, SPAN, reported=True)
+            return busy, newcomer.wait_seconds, lowered.wait_seconds
+        finally:
+            await window.aclose()
+
+    busy, newcomer, lowered = asyncio.run(body())
+    assert busy == [0.0] * 15
+    assert newcomer == 0.0  # 15 in the window < the reported 20
+    assert lowered > 0  # 16 in the window >= the reported 10
 
 
 def test_observed_usage_is_booked_once_and_only_beyond_what_the_window_holds(
@@ -393,10 +417,12 @@ class FlakyWindow(SharedWindow):
 
     down = False
 
-    async def try_acquire(self, limit: int, span_seconds: float) -> WindowAnswer:
+    async def try_acquire(
+        self, limit: int, span_seconds: float, *, reported: bool = False
+    ) -> WindowAnswer:
         if self.down:
             raise redis.exceptions.ConnectionError("unplugged")
-        return await super().try_acquire(limit, span_seconds)
+        return await super().try_acquire(limit, span_seconds, reported=reported)
 
 
 def test_a_blip_mid_run_falls_back_then_shares_again(

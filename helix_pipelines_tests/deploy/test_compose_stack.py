@@ -439,7 +439,7 @@ def test_live_service_shares_the_app_env_without_trading_secrets(
     assert env == shared  # one budget (Redis), one warehouse, one universe with the code location
     assert not {k for k in env if k.startswith("BYBIT_")}
     # SIGTERM: the cycle in progress finishes and queued liquidations are flushed first.
-    assert live["stop_grace_period"] in ("60s", "1m0s", 60)
+    assert live["stop_grace_period"] in ("90s", "1m30s", 90)
 
 
 def test_published_ports_bind_to_loopback_by_default(rendered: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,12 +40,12 @@ from helix_pipelines.testing.bybit_server import FakeBybitServer
 from helix_pipelines.testing.bybit_ws_server import FakeBybitWsServer
 from helix_pipelines.testing.coinglass_server import DEFAULT_API_KEY, FakeCoinGlassServer
 from helix_pipelines.testing.coinglass_ws_server import FakeCoinGlassWS, liquidation_item
+from helix_pipelines.testing.local_services import REDIS_URL, redis_key_prefix
 from helix_pipelines.testing.warehouses import postgres_warehouse, read_table
 from helix_pipelines.warehouse import Warehouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 MEMBERS = [
     UniverseMember("coin", "", "BTC", 1, "BTCUSDT", 1),
     UniverseMember("coin", "", "ETH", 2, "ETHUSDT", 1),
@@ -57,15 +56,8 @@ MEMBERS = [
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    key_prefix = f"helix-test:{uuid.uuid4().hex}:"
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
+    with redis_key_prefix() as key_prefix:
         yield key_prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{key_prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.execution.paper import PaperBroker
 from helix_pipelines.services.serve import serve
-from helix_pipelines.testing.local_services import REDIS_URL
+from helix_pipelines.testing.local_services import REDIS_URL, redis_key_prefix
 from helix_pipelines.testing.signals import make_signal
 from helix_pipelines.testing.warehouses import duckdb_warehouse, read_table
 from helix_pipelines.warehouse import Warehouse
@@ -29,12 +28,8 @@ from helix_pipelines.warehouse import Warehouse
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    key_prefix = f"test:{uuid.uuid4().hex[:8]}:"
-    yield key_prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{key_prefix}*"))
-    if keys:
-        client.delete(*keys)
+    with redis_key_prefix() as key_prefix:
+        yield key_prefix
 
 
 def signal(signal_id: str, symbol: str = "BTC") -> TradeSignal:

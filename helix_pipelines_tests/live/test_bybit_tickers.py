@@ -167,7 +167,7 @@ def test_snapshot_and_delta_prices_land_in_the_book(
     assert book.updates_by_origin()["rest"] == 0
 
 
-def test_a_delta_without_last_price_keeps_the_held_price(
+def test_a_delta_without_last_price_keeps_the_held_price_and_re_stamps_it(
     make_feed: Callable[..., TickerFeed], stream: FakeBybitWsServer, book: PriceBook
 ) -> None:
     feed = make_feed()
@@ -179,8 +179,13 @@ def test_a_delta_without_last_price_keeps_the_held_price(
     assert stream.push("ETHUSDT", {"volume24h": "12345"}, ts=far_future) == 1
     # The fake also pushes volume-only deltas every 50 ms while prices stand still.
     eventually(lambda: feed.stats().counts.ws_messages >= messages + 10)
-    assert book.tick("ETHUSDT") == held
-    assert book.version == version
+    now = book.tick("ETHUSDT")
+    assert now is not None
+    assert held is not None
+    # Same price and origin, confirmed as of the delta: a quiet coin does not look stale.
+    assert (now.price, now.origin) == (held.price, held.origin)
+    assert now.at == datetime.fromtimestamp(far_future / 1000, UTC)
+    assert book.version == version  # nothing moved: no re-ranking for it
     assert feed.stats().counts.bad_messages == 0
 
 

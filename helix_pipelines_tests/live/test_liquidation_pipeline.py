@@ -45,8 +45,8 @@ def test_events_replayed_after_a_reconnect_are_stored_once(tmp_path: Path) -> No
     first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=FIRST_TIME_MS)
     assert (writer.stats.written, writer.stats.inserted) == (450, 350)
     assert (feed.stats.connects, feed.stats.disconnects) == (2, 1)
-    assert live.latest_event_time() == first + timedelta(milliseconds=349)
-    usd, count = live.realized_near("BTC", 0.0, 1e9, first, first + timedelta(seconds=1))
-    assert count == 350
-    assert usd == sum(100.0 + k for k in range(350))
+    stored = live.events(["BTC"], first, first + timedelta(seconds=1))
+    assert stored["event_time"].max() == first + timedelta(milliseconds=349)
+    assert stored.height == 350
+    assert stored["usd"].sum() == sum(100.0 + k for k in range(350))
     warehouse.close()

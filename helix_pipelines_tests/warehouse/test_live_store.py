@@ -99,26 +99,16 @@ def test_realized_by_coin_sums_usd_and_counts_over_a_half_open_window(
     assert warehouse.live.realized_by_coin(T0 + timedelta(hours=2), T0 + timedelta(hours=3)) == {}
 
 
-def test_realized_near_sums_one_coin_in_a_price_band(warehouse: Warehouse) -> None:
+def test_events_of_some_coins_in_a_half_open_window_in_utc(warehouse: Warehouse) -> None:
     warehouse.live.add_liquidation_events([
-        liquidation(1, price=59_900.0, usd=1.0),  # the band's low edge: in
-        liquidation(2, price=60_000.0, usd=20.0),
-        liquidation(3, price=60_100.0, usd=300.0),  # the band's high edge: in
-        liquidation(4, price=60_100.5, usd=4_000.0),  # above the band
-        liquidation(5, price=59_899.5, usd=50_000.0),  # below the band
-        liquidation(90, price=60_000.0, usd=600_000.0),  # after the window
-        liquidation(6, "ETH", price=60_000.0, usd=7_000_000.0),  # another coin
+        liquidation(0, usd=1.0),  # the window's start: in
+        liquidation(30, usd=20.0),
+        liquidation(60, usd=300.0),  # the window's end: out
+        liquidation(10, "ETH", usd=4_000.0),
+        liquidation(20, "SOL", usd=50_000.0),  # a coin not asked for
     ])  # fmt: skip
-    live, until = warehouse.live, T0 + timedelta(hours=1)
-    assert live.realized_near("BTC", 59_900.0, 60_100.0, T0, until) == (321.0, 3)
-    assert live.realized_near("BTC", 70_000.0, 80_000.0, T0, until) == (0.0, 0)
-    assert live.realized_near("SOL", 0.0, 1e9, T0, until) == (0.0, 0)
-
-
-def test_latest_event_time_is_the_newest_exchange_time_in_utc(warehouse: Warehouse) -> None:
-    assert warehouse.live.latest_event_time() is None
-    warehouse.live.add_liquidation_events([liquidation(3), liquidation(42.5), liquidation(7)])
-    latest = warehouse.live.latest_event_time()
-    assert latest == T0 + timedelta(minutes=42.5)
-    assert latest is not None
-    assert latest.utcoffset() == timedelta(0)
+    events = warehouse.live.events(["BTC", "ETH"], T0, T0 + timedelta(hours=1)).sort("event_time")
+    assert events["usd"].to_list() == [1.0, 4_000.0, 20.0]
+    assert events["base_asset"].to_list() == ["BTC", "ETH", "BTC"]
+    assert events["event_time"].dtype.time_zone == "UTC"  # type: ignore[attr-defined]
+    assert events["event_time"][0] == T0
