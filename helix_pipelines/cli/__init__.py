@@ -6,6 +6,8 @@
   helix universe  the universe the current configuration resolves to
   helix radar     the newest liquidation radar: coins ranked by imbalance and distance to
                   their major zones (--refresh recomputes it, --all lists excluded coins)
+  helix live      Bybit prices and CoinGlass liquidations over websockets, the budget planner
+                  (the radar's top coins every cycle) and the live radar, until Ctrl-C
   helix executor  serve | status | halt | reset-halt (the trade executor, paper by default)
 
 Every command builds from one `Settings` read from the environment (the same as Dagster's

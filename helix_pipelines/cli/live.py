@@ -40,12 +40,18 @@ def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         type=int,
         help="requests per minute to plan for (default: what CoinGlass reports for the key)",
     )
-    parser.add_argument("--testnet", action="store_true", help="Bybit testnet tickers")
+    parser.add_argument(
+        "--testnet",
+        action="store_true",
+        help="tickers from Bybit testnet (prices only: no trading)",
+    )
     parser.add_argument("--no-tickers", action="store_true", help="no Bybit price stream")
     parser.add_argument(
         "--no-liquidations", action="store_true", help="no CoinGlass liquidation stream"
     )
-    parser.add_argument("--top", type=int, default=10, help="radar rows printed at the end")
+    parser.add_argument(
+        "--top", type=int, default=10, help="radar rows printed at the end (default 10)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -111,10 +117,14 @@ async def _serve(service: LiveService) -> LiveStats:
 def summary(stats: LiveStats, *, top: int) -> str:
     latency = stats.radar_latency.summary()
     lines: Sequence[str] = [
-        f"cycles {stats.cycles}, requests planned {stats.requests_planned}, "
-        f"failed {stats.fetch_failures}",
-        f"radar rankings {stats.rankings} (stored {stats.rankings_stored}); price -> radar "
-        f"p50 {_seconds(latency.p50)}, p95 {_seconds(latency.p95)}",
+        f"cycles {stats.cycles}: {stats.requests_planned} requests planned and sent, "
+        f"{stats.fetch_failures} failed",
+        f"radar: {stats.rankings} rankings ({stats.rankings_stored} stored in liquidation_radar); "
+        + (
+            f"price -> radar p50 {_seconds(latency.p50)}, p95 {_seconds(latency.p95)}"
+            if latency.count
+            else "price -> radar: no live price moved it"
+        ),
         *(f"note: {n}" for n in stats.notes),
     ]
     text = "\n".join(lines)

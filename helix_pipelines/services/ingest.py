@@ -301,4 +301,5 @@ def _account(
     else:
         request, error = outcome
         report.failed.append((request.label, str(error)))
+        report.failed_requests.append(request)
         logger.warning("%s: fetch failed: %s", request.label, error)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from helix_pipelines.contracts.heatmaps import NormalizedSnapshot
+from helix_pipelines.contracts.heatmaps import HeatmapRequest, NormalizedSnapshot
 from helix_pipelines.services.inflight import InFlightStats
 from helix_pipelines.warehouse.heatmap_store import StoreResult
 
@@ -31,6 +31,7 @@ class IngestReport:
     unchanged: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    failed_requests: list[HeatmapRequest] = field(default_factory=list)  # the same, as requests
     unavailable: list[str] = field(default_factory=list)
     skipped_unavailable: list[str] = field(default_factory=list)
     x_beyond_candles: list[str] = field(default_factory=list)

@@ -40,7 +40,7 @@ from helix_pipelines.bus.prices import LivePrices
 from helix_pipelines.bus.radar import RadarPublisher
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.pacing import Pacer
-from helix_pipelines.coinglass.planner import FetchPlan, PlannerParams
+from helix_pipelines.coinglass.planner import FetchKey, FetchPlan, PlannerParams
 from helix_pipelines.coinglass.settings import open_source
 from helix_pipelines.coinglass.source import HeatmapSource
 from helix_pipelines.contracts.live import PriceTick
@@ -155,6 +155,7 @@ class LiveService:
         self._realized_at = float("-inf")
         self._stored_at = float("-inf")
         self._redis_down = False
+        self._prices_off: str | None = None
 
     # -- the whole service ---------------------------------------------------------------------
 
@@ -193,6 +194,7 @@ class LiveService:
             if self.ticker_feed is not None:
                 await asyncio.to_thread(self.ticker_feed.stop)
             await source.aclose()
+            self._write_status_once()  # the file says how the run ended, not 15 s before
         return self.stats
 
     async def _ensure_universe(self, source: HeatmapSource) -> None:
@@ -207,9 +209,11 @@ class LiveService:
     def _start_tickers(self) -> None:
         venue_symbols = sorted({venue for venue, _ in self.radar.venue.values()})
         if not self.options.tickers:
+            self._prices_off = "--no-tickers"
             self._note("live prices off (--no-tickers): the radar ranks at heatmap closes")
             return
         if not venue_symbols:
+            self._prices_off = "the universe names no Bybit instruments"
             self._note(
                 "live prices off: the universe names no Bybit instruments (the sandbox and list "
                 "mode do not); the radar ranks at heatmap closes"
@@ -299,6 +303,7 @@ class LiveService:
 
     async def _plan(self, source: HeatmapSource, stop: asyncio.Event) -> None:
         pacer = Pacer(1.0)
+        failed: dict[FetchKey, datetime] = {}  # when each key's last fetch failed
 
         def plan_now() -> FetchPlan:
             limit = (
@@ -335,6 +340,7 @@ class LiveService:
                 self.quarantine,
                 clock=self.clock,
             )
+            failed.update(dict.fromkeys(report.failed_keys, current.planned_at))
             changed = report.changed_symbols
             if changed:
                 await asyncio.to_thread(self.radar.reload, self.clock(), changed)
@@ -406,7 +412,7 @@ class LiveService:
             "radar_rankings": self.stats.rankings,
             "price_to_radar_p95_seconds": latency.p95,
             "prices": tickers.status if tickers else "off",
-            "prices_reason": tickers.reason if tickers else None,
+            "prices_reason": tickers.reason if tickers else self._prices_off,
             "liquidations_connected": feed.connected if feed else None,
             "liquidation_events": feed.events if feed else 0,
             "liquidation_malformed": feed.malformed if feed else 0,
@@ -419,13 +425,18 @@ class LiveService:
         path = self.options.status_path
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         while not stop.is_set():
-            body = json.dumps(self.status(), default=str, indent=1)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(body)
-            temporary.replace(path)  # a reader never sees half a file
+            self._write_status_once()
             await asyncio.sleep(self.options.status_seconds)
+
+    def _write_status_once(self) -> None:
+        path = self.options.status_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.status(), default=str, indent=1))
+        temporary.replace(path)  # a reader never sees half a file
 
     async def _to_redis(self, what: str, write: Callable[[Any], object], payload: Any) -> bool:
         """One write to Redis off the loop; a Redis that is down costs a warning per outage, not

@@ -15,7 +15,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,6 +37,8 @@ from helix_pipelines.services.ingest_report import IngestOptions, IngestReport
 from helix_pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+INGESTS_IN_FLIGHT = 2
 
 
 def key_states(warehouse: Warehouse) -> dict[FetchKey, KeyState]:
@@ -62,16 +64,24 @@ def next_plan(
     now: datetime,
     params: PlannerParams | None = None,
     ranking: list[str] | None = None,
+    failed: Mapping[FetchKey, datetime] | None = None,
 ) -> FetchPlan:
     """The next cycle's plan from the warehouse's state (raises when no universe is stored);
-    `ranking` (the live radar's order) instead of the newest stored radar when given."""
+    `ranking` (the live radar's order) instead of the newest stored radar when given. A key in
+    `failed` (when its last fetch failed) counts as fetched then: it waits its tier's interval
+    like any fresh key instead of being planned every cycle as "never fetched"."""
+    states = key_states(warehouse)
+    for key, at in (failed or {}).items():
+        known = states.get(key)
+        if known is None or known.last_fetched_at < at:
+            states[key] = KeyState(at, known.change_rate if known else 1.0)
     members = warehouse.heatmaps.load_universe()
     if not members:
         raise ValueError("symbol_universe is empty: run `helix universe` or materialize it first")
     return plan_fetches(
         members,
         radar_ranking(warehouse) if ranking is None else ranking,
-        key_states(warehouse),
+        states,
         limit_per_minute=limit_per_minute,
         now=now,
         params=params,
@@ -108,6 +118,14 @@ class CycleReport:
     def failed(self) -> int:
         return sum(len(r.failed) for r in self.reports)
 
+    @property
+    def failed_keys(self) -> list[FetchKey]:
+        return [
+            FetchKey(q.scope, q.exchange, q.symbol, q.model, q.range)
+            for r in self.reports
+            for q in r.failed_requests
+        ]
+
 
 async def execute_plan(
     plan: FetchPlan,
@@ -137,24 +155,26 @@ async def execute_plan(
     # The planner already skipped what CoinGlass has no data for, and re-probes it on purpose.
     options = options or IngestOptions(skip_unavailable_for=None)
     report = CycleReport(plan)
-    # Concurrently, so a slow (model, range) does not hold back the next; pacing keeps the order.
-    report.reports = list(
-        await asyncio.gather(
-            *(
-                ingest_heatmaps(
-                    paced,
-                    warehouse.heatmaps,
-                    archive,
-                    quarantine,
-                    group,
-                    model,
-                    range_,
-                    options,
-                    clock=clock,
-                )
-                for (_, model, range_), group in groups.items()
+    # Two at a time: a slow (model, range) does not hold back the next, and memory stays within
+    # two ingests' in-flight budgets (each bounds its own) instead of one per group.
+    slots = asyncio.Semaphore(INGESTS_IN_FLIGHT)
+
+    async def ingest(model: int, range_: str, group: list[UniverseMember]) -> IngestReport:
+        async with slots:
+            return await ingest_heatmaps(
+                paced,
+                warehouse.heatmaps,
+                archive,
+                quarantine,
+                group,
+                model,
+                range_,
+                options,
+                clock=clock,
             )
-        )
+
+    report.reports = list(
+        await asyncio.gather(*(ingest(m, r, group) for (_, m, r), group in groups.items()))
     )
     report.seconds = time.perf_counter() - started
     return report

@@ -252,5 +252,7 @@ def test_live_service_end_to_end(tmp_path: Path, warehouse: Warehouse, prefix: s
     radar_rows = read_table(warehouse, "liquidation_radar")
     assert {"ws"} <= set(radar_rows["price_origin"].drop_nulls())
     status = json.loads((tmp_path / "live-status.json").read_text())
-    assert status["cycles"] >= 1
-    assert status["prices"] == "ws"
+    # Written once more at shutdown: how the run ended.
+    assert status["cycles"] == stats.cycles
+    assert status["prices"] == "stopped"
+    assert status["liquidations_stored"] == 3
