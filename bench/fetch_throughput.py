@@ -75,8 +75,9 @@ class Outcome:
     limiter_limit: int
 
 
-def parse_args(argv: Sequence[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None = None, description: str | None = None) -> Settings:
+    """The load's settings (bench/shared_budget.py runs the same load in two processes)."""
+    parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0])
     parser.add_argument("--limit-per-minute", type=int, default=1200)
     parser.add_argument("--seconds", type=float, default=None, help="run time (default 150)")
     parser.add_argument("--concurrency", type=int, default=16)

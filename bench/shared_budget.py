@@ -24,7 +24,6 @@ What the printed numbers mean:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
 import logging
@@ -38,12 +37,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bench.fetch_throughput import (
-    QUICK_RUN_SECONDS,
-    QUICK_WINDOW_SECONDS,
-    saturate,
-    sustained_rate,
-)
+from bench.fetch_throughput import Settings, parse_args, saturate, sustained_rate
 from helix_pipelines.coinglass.client import CoinGlassClient
 from helix_pipelines.coinglass.ratelimit import RateLimiter
 from helix_pipelines.coinglass.shared_window import SharedWindow
@@ -52,22 +46,6 @@ from helix_pipelines.testing.coinglass_wire import RecordedRequest
 from helix_pipelines.testing.local_services import REDIS_URL
 
 PROCESSES = 2
-
-
-@dataclass(frozen=True)
-class Settings:
-    limit_per_minute: int
-    seconds: float
-    window_seconds: float
-    safety_seconds: float
-    concurrency: int
-    min_latency: float
-    max_latency: float
-
-    @property
-    def limit_per_window(self) -> int:
-        """The budget per window: the plan's per-minute limit scaled to a shortened window."""
-        return max(1, round(self.limit_per_minute * self.window_seconds / 60.0))
 
 
 @dataclass(frozen=True)
@@ -93,33 +71,6 @@ class Scenario:
     sent: list[Sent]
     records: list[RecordedRequest]
     t0: float
-
-
-def parse_args(argv: Sequence[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit-per-minute", type=int, default=1200)
-    parser.add_argument("--seconds", type=float, default=None, help="per scenario (default 150)")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--min-latency", type=float, default=0.1)
-    parser.add_argument("--max-latency", type=float, default=0.3)
-    parser.add_argument("--safety-seconds", type=float, default=1.0)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"{QUICK_WINDOW_SECONDS:g} s window, {QUICK_RUN_SECONDS:g} s run, budget scaled",
-    )
-    args = parser.parse_args(argv)
-    window = QUICK_WINDOW_SECONDS if args.quick else 60.0
-    default_seconds = QUICK_RUN_SECONDS if args.quick else 150.0
-    return Settings(
-        limit_per_minute=args.limit_per_minute,
-        seconds=args.seconds if args.seconds is not None else default_seconds,
-        window_seconds=window,
-        safety_seconds=args.safety_seconds,
-        concurrency=args.concurrency,
-        min_latency=args.min_latency,
-        max_latency=args.max_latency,
-    )
 
 
 def process_main(
@@ -238,7 +189,7 @@ def report(scenario: Scenario, measured: Measured) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    settings = parse_args(argv)
+    settings = parse_args(argv, description=__doc__.splitlines()[0])
     window = settings.window_seconds
     print(
         f"shared_budget processes={PROCESSES} limit_per_minute={settings.limit_per_minute} "
