@@ -1,7 +1,8 @@
 """Shared fixtures: throwaway PostgreSQL databases on the machine's real server.
 
 Each test that needs PostgreSQL gets a database of its own, created from scratch and dropped
-afterwards, so test runs (and parallel CI runs) never see each other's rows.
+afterwards, and each that needs Redis a key prefix of its own, so test runs (and parallel CI
+runs) never see each other's rows or keys.
 `HELIX_TEST_PG_ADMIN_DSN` points at a server where the user may create databases
 (default: the local trust-auth server as `postgres`).
 """
@@ -13,10 +14,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from helix_pipelines.testing.local_services import PG_ADMIN_DSN as ADMIN_DSN
+from helix_pipelines.testing.local_services import REDIS_URL, redis_key_prefix
 
 
 def _create_database() -> str:
@@ -52,3 +55,21 @@ def module_pg_dsn() -> Iterator[str]:
         yield dsn
     finally:
         _drop_database(dsn)
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    """A connection to the machine's Redis."""
+    conn = redis.Redis.from_url(REDIS_URL)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def prefix(client: redis.Redis) -> Iterator[str]:
+    """A unique Redis key prefix; every key under it is deleted after the test (and checked)."""
+    with redis_key_prefix() as key_prefix:
+        yield key_prefix
+    assert list(client.scan_iter(match=f"{key_prefix}*")) == []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self
 
 import redis
 
@@ -22,11 +21,10 @@ from helix_pipelines.bus.names import (
     DEAD_LETTER_STREAM,
     FIELD_PAYLOAD,
     SIGNAL_STREAM,
-    connect,
+    RedisClient,
     text,
 )
 from helix_pipelines.contracts.signals import InvalidSignal, TradeSignal
-from helix_pipelines.secrets import redacted_url
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ class StreamSignal:
     deliveries: int
 
 
-class SignalConsumer:
+class SignalConsumer(RedisClient):
     """One named consumer in a consumer group on the signal stream.
 
     Typical loop: `read()`, act on each signal (idempotently by `signal_id`), then `ack()` the
@@ -74,8 +72,7 @@ class SignalConsumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.dead_lettered = 0
-        self._url = redacted_url(redis_url)
-        self._redis = connect(redis_url)
+        super().__init__(redis_url)
         # XAUTOCLAIM scans the pending list a slice per call; the cursor carries on where the
         # last call stopped so idle entries deep in a long list are reached too.
         self._claim_cursor = "0-0"
@@ -86,15 +83,6 @@ class SignalConsumer:
             f"SignalConsumer(url={self._url!r}, stream={self.stream!r}, "
             f"group={self.group!r}, consumer={self.consumer!r})"
         )
-
-    def close(self) -> None:
-        self._redis.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _create_group(self) -> None:
         """Create the group (and the stream) if missing; from id 0, so a new group sees history.

@@ -7,7 +7,11 @@ share one Redis without seeing each other.
 
 from __future__ import annotations
 
+from typing import Self
+
 import redis
+
+from helix_pipelines.secrets import redacted_url
 
 SIGNAL_STREAM = "helix:signals"
 SIGNAL_CHANNEL = "helix:signals:notify"
@@ -37,3 +41,21 @@ def connect(redis_url: str) -> redis.Redis:
 
 def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisClient:
+    """One Redis connection per publisher or consumer, closed by `close()` or at the end of a
+    `with` block; `_url` is the URL without its password, for reprs and logs."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._url = redacted_url(redis_url)
+        self._redis = connect(redis_url)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

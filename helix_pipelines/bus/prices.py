@@ -11,29 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Self
 
-from helix_pipelines.bus.names import LIVE_PRICES, connect, text
-from helix_pipelines.secrets import redacted_url
+from helix_pipelines.bus.names import LIVE_PRICES, RedisClient, text
 
 
-class LivePrices:
+class LivePrices(RedisClient):
     def __init__(self, redis_url: str, *, key_prefix: str = "") -> None:
         self.key = f"{key_prefix}{LIVE_PRICES}"
-        self._url = redacted_url(redis_url)
-        self._redis = connect(redis_url)
+        super().__init__(redis_url)
 
     def __repr__(self) -> str:
         return f"LivePrices(url={self._url!r}, key={self.key!r})"
-
-    def close(self) -> None:
-        self._redis.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def write(self, prices: Mapping[str, tuple[float, datetime, str]]) -> int:
         """Store coin -> (price, as of, origin); returns how many were written."""

@@ -24,18 +24,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self
 
 from helix_pipelines.bus.names import (
     NOTIFY_MAX_IDS,
     PUBLISHED_SET,
     SIGNAL_CHANNEL,
     SIGNAL_STREAM,
-    connect,
+    RedisClient,
     text,
 )
 from helix_pipelines.contracts.signals import TradeSignal
-from helix_pipelines.secrets import redacted_url
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +81,7 @@ class PublishResult:
     stream_ids: list[str]
 
 
-class SignalPublisher:
+class SignalPublisher(RedisClient):
     """Appends signals to the stream exactly once per `signal_id` and notifies subscribers."""
 
     def __init__(
@@ -95,21 +93,11 @@ class SignalPublisher:
         self.channel = f"{key_prefix}{SIGNAL_CHANNEL}"
         self.published_set = f"{key_prefix}{PUBLISHED_SET}"
         self.stream_maxlen = stream_maxlen
-        self._url = redacted_url(redis_url)
-        self._redis = connect(redis_url)
+        super().__init__(redis_url)
         self._script = self._redis.register_script(_PUBLISH_LUA)
 
     def __repr__(self) -> str:
         return f"SignalPublisher(url={self._url!r}, stream={self.stream!r})"
-
-    def close(self) -> None:
-        self._redis.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def publish(self, signals: Sequence[TradeSignal]) -> PublishResult:
         """Append the signals not published before, in order, and send one notification.

@@ -15,13 +15,16 @@ because the stream and the latest key hold the same facts. Names take the bus `k
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
 
 import orjson
 
-from helix_pipelines.bus.names import RADAR_CHANNEL, RADAR_LATEST, RADAR_STREAM, connect
+from helix_pipelines.bus.names import (
+    RADAR_CHANNEL,
+    RADAR_LATEST,
+    RADAR_STREAM,
+    RedisClient,
+)
 from helix_pipelines.contracts.radar import RadarEntry
-from helix_pipelines.secrets import redacted_url
 
 
 def radar_json(entries: Sequence[RadarEntry]) -> bytes:
@@ -32,7 +35,7 @@ def radar_json(entries: Sequence[RadarEntry]) -> bytes:
     )
 
 
-class RadarPublisher:
+class RadarPublisher(RedisClient):
     """Writes one radar refresh to the stream, the latest key and the channel."""
 
     def __init__(
@@ -52,20 +55,10 @@ class RadarPublisher:
         self.channel = f"{key_prefix}{RADAR_CHANNEL}"
         self.stream_top = stream_top
         self.stream_maxlen = stream_maxlen
-        self._url = redacted_url(redis_url)
-        self._redis = connect(redis_url)
+        super().__init__(redis_url)
 
     def __repr__(self) -> str:
         return f"RadarPublisher(url={self._url!r}, stream={self.stream!r})"
-
-    def close(self) -> None:
-        self._redis.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def publish(self, entries: Sequence[RadarEntry]) -> str | None:
         """Publish one refresh (entries as `build_radar` orders them); the stream entry id, or

@@ -21,7 +21,6 @@ from helix_pipelines.contracts.signals import TradeSignal
 from helix_pipelines.secrets import redacted_url
 from helix_pipelines.testing.local_services import (
     REDIS_URL,
-    redis_key_prefix,
     redis_url_with_password,
 )
 from helix_pipelines.testing.signals import make_signal
@@ -33,23 +32,6 @@ def signal(n: int) -> TradeSignal:
     """Signal number n; the same n always makes an equal signal."""
     side = "long" if n % 2 else "short"
     return make_signal(f"sig-{n:04d}", "BTC", side, entry=60_000.0 + n, created_at=CREATED)
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(REDIS_URL)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    """A unique key prefix; every key under it is deleted after the test."""
-    with redis_key_prefix() as key_prefix:
-        yield key_prefix
-    assert list(client.scan_iter(match=f"{key_prefix}*")) == []
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import multiprocessing
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -40,7 +39,6 @@ from helix_pipelines.coinglass.shared_window import (
 from helix_pipelines.testing.coinglass_server import DEFAULT_API_KEY, FakeCoinGlassServer
 from helix_pipelines.testing.local_services import (
     REDIS_URL,
-    redis_key_prefix,
     redis_url_with_password,
 )
 
@@ -50,23 +48,6 @@ SAFETY = 0.2
 SPAN = WINDOW + SAFETY
 START = 1000.0
 RATELIMIT_LOGGER = "helix_pipelines.coinglass.ratelimit"
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(REDIS_URL)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    """A unique key prefix; every key under it is deleted after the test."""
-    with redis_key_prefix() as key_prefix:
-        yield key_prefix
-    assert list(client.scan_iter(match=f"{key_prefix}*")) == []
 
 
 def closed_port() -> int:

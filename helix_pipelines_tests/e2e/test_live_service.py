@@ -40,7 +40,7 @@ from helix_pipelines.testing.bybit_server import FakeBybitServer
 from helix_pipelines.testing.bybit_ws_server import FakeBybitWsServer
 from helix_pipelines.testing.coinglass_server import DEFAULT_API_KEY, FakeCoinGlassServer
 from helix_pipelines.testing.coinglass_ws_server import FakeCoinGlassWS, liquidation_item
-from helix_pipelines.testing.local_services import REDIS_URL, redis_key_prefix
+from helix_pipelines.testing.local_services import REDIS_URL
 from helix_pipelines.testing.warehouses import postgres_warehouse, read_table
 from helix_pipelines.warehouse import Warehouse
 
@@ -52,12 +52,6 @@ MEMBERS = [
     # As if SOL traded 1,000 coins a contract: the ticker is in venue units.
     UniverseMember("coin", "", "SOL", 3, "1000SOLUSDT", 1000),
 ]
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    with redis_key_prefix() as key_prefix:
-        yield key_prefix
 
 
 @pytest.fixture

@@ -20,16 +20,10 @@ from helix_pipelines.execution.guard import GuardLimits
 from helix_pipelines.execution.orders import order_link_id_for
 from helix_pipelines.execution.paper import PaperBroker
 from helix_pipelines.services.serve import serve
-from helix_pipelines.testing.local_services import REDIS_URL, redis_key_prefix
+from helix_pipelines.testing.local_services import REDIS_URL
 from helix_pipelines.testing.signals import make_signal
 from helix_pipelines.testing.warehouses import duckdb_warehouse, read_table
 from helix_pipelines.warehouse import Warehouse
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    with redis_key_prefix() as key_prefix:
-        yield key_prefix
 
 
 def signal(signal_id: str, symbol: str = "BTC") -> TradeSignal:
