@@ -36,6 +36,7 @@ from helix_pipelines.heatmaps.quarantine import QuarantineStore
 from helix_pipelines.services.ingest import ingest_heatmaps
 from helix_pipelines.services.ingest_report import IngestOptions
 from helix_pipelines.testing.coinglass_server import FakeCoinGlassServer
+from helix_pipelines.warehouse.fetch_log import FetchRecord
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore, StoreResult
 from helix_pipelines.warehouse.postgres_db import PostgresDatabase
 
@@ -44,10 +45,12 @@ SPENT: dict[str, float] = defaultdict(float)
 
 
 class TimedStore(HeatmapStore):
-    def store_snapshots(self, snapshots: Sequence[NormalizedSnapshot]) -> StoreResult:
+    def store_snapshots(
+        self, snapshots: Sequence[NormalizedSnapshot], fetches: Sequence[FetchRecord] = ()
+    ) -> StoreResult:
         start = time.perf_counter()
         try:
-            return super().store_snapshots(snapshots)
+            return super().store_snapshots(snapshots, fetches)
         finally:
             SPENT["load (COPY + ledger + candles)"] += time.perf_counter() - start
 

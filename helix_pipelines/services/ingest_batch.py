@@ -124,8 +124,7 @@ def normalize_store_and_archive(
     """One batch, on a worker thread: normalize what the ledger does not know, store it (one
     transaction), then archive the grids of its new snapshots."""
     fresh, account = _prepare_batch(items, store, quarantine, preview_symbol, logger)
-    result = store.store_snapshots(fresh)
-    store.fetch_log.record(account.fetches)
+    result = store.store_snapshots(fresh, account.fetches)
     archived = sum(archive.archive(snapshot) is not None for snapshot in fresh)
     return account, result, archived
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import polars as pl
 
-from helix_pipelines.warehouse.database import Database
+from helix_pipelines.warehouse.database import Connection, Database
 
 # The weight of the newest fetch in `change_rate` (an exponentially weighted share).
 CHANGE_RATE_WEIGHT = 0.2
@@ -86,36 +86,34 @@ class FetchRecord:
     changed: bool
 
 
+def record_in(tx: Connection, fetches: Sequence[FetchRecord]) -> None:
+    """Upsert fetches within the caller's transaction (a key fetched twice counts its newest)."""
+    if not fetches:
+        return
+    rows = [
+        (f.scope, f.exchange, f.symbol, f.model, f.range, f.fetched_at, f.status, 1,
+         int(f.changed), float(f.changed))
+        for f in fetches
+    ]  # fmt: skip
+    frame = pl.DataFrame(rows, schema=FETCH_LOG_SCHEMA, orient="row")
+    tx.stage(
+        "new_fetches",
+        frame.unique(list(_KEY), keep="last", maintain_order=True),
+        like="heatmap_fetch_log",
+    )
+    tx.execute(UPSERT_FETCHES)
+
+
 class FetchLogStore:
     def __init__(self, database: Database) -> None:
         self.db = database
 
     def record(self, fetches: Sequence[FetchRecord]) -> None:
-        """Upsert one batch of fetches (a key fetched twice in the batch counts its newest)."""
-        if not fetches:
-            return
-        frame = pl.DataFrame(
-            [
-                (
-                    f.scope,
-                    f.exchange,
-                    f.symbol,
-                    f.model,
-                    f.range,
-                    f.fetched_at,
-                    f.status,
-                    1,
-                    int(f.changed),
-                    float(f.changed),
-                )
-                for f in fetches
-            ],
-            schema=FETCH_LOG_SCHEMA,
-            orient="row",
-        ).unique(list(_KEY), keep="last", maintain_order=True)
-        with self.db.transaction() as tx:
-            tx.stage("new_fetches", frame, like="heatmap_fetch_log")
-            tx.execute(UPSERT_FETCHES)
+        """Upsert one batch of fetches in a transaction of its own (an ingest batch records its
+        fetches inside its store transaction instead: `record_in`)."""
+        if fetches:
+            with self.db.transaction() as tx:
+                record_in(tx, fetches)
 
     def states(self) -> pl.DataFrame:
         """Every key's row (`FETCH_LOG_SCHEMA`)."""

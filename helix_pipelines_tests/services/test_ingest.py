@@ -188,11 +188,11 @@ class SlowStore:
     def __getattr__(self, name: str):
         return getattr(self._store, name)
 
-    def store_snapshots(self, snapshots):
+    def store_snapshots(self, snapshots, fetches=()):
         import time
 
         time.sleep(self._seconds)
-        return self._store.store_snapshots(snapshots)
+        return self._store.store_snapshots(snapshots, fetches)
 
 
 def test_fetching_waits_for_storage_so_payloads_in_flight_stay_bounded(stores: Stores) -> None:
