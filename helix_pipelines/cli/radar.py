@@ -12,6 +12,7 @@ from datetime import datetime
 
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.radar import RadarEntry
+from helix_pipelines.contracts.units import duration_text
 from helix_pipelines.services.settings import Settings, open_configured
 from helix_pipelines.services.signals import refresh_signals
 
@@ -44,10 +45,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _age(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def format_radar(
     entries: Sequence[RadarEntry], *, top: int, show_excluded: bool, now: datetime
 ) -> str:
@@ -55,7 +52,7 @@ def format_radar(
     excluded = [e for e in entries if e.rank is None]
     refreshed = entries[0].refreshed_at
     lines = [
-        f"radar of {refreshed:%Y-%m-%d %H:%M:%S} UTC ({_age((now - refreshed).total_seconds())} "
+        f"radar of {refreshed:%Y-%m-%d %H:%M:%S} UTC ({duration_text((now - refreshed).total_seconds())} "
         f"ago): {len(ranked)} ranked, {len(excluded)} excluded",
         " ".join(f"{c:>9}" for c in COLUMNS),
     ]
@@ -65,7 +62,7 @@ def format_radar(
         imbalance = "-" if e.imbalance is None else f"{e.imbalance:.2f}"
         values = (e.rank, e.symbol, e.tier, f"{e.score:.3f}", e.direction, f"{e.target_price:.6g}",
                   f"{e.nearest_distance_pct:.2f}%", imbalance, size_z,
-                  f"{e.consensus_component:.2f}", _age(age))  # fmt: skip
+                  f"{e.consensus_component:.2f}", duration_text(age))  # fmt: skip
         lines.append(" ".join(f"{v!s:>9}" for v in values))
     if show_excluded:
         lines += [f"excluded {e.symbol}: {e.excluded_reason}" for e in excluded]

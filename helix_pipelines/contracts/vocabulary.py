@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal, get_args
 
 MODELS: tuple[int, ...] = (1, 2, 3)
@@ -17,6 +18,38 @@ RANGES: tuple[str, ...] = ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
 RANGE_HOURS: dict[str, int] = {
     "12h": 12, "24h": 24, "3d": 72, "7d": 168, "30d": 720, "90d": 2160, "180d": 4320, "1y": 8760,
 }  # fmt: skip
+
+
+def series_order(series: tuple[int, str]) -> tuple[int, int]:
+    """Sort key of a (model, range): by model, then range by length."""
+    return series[0], RANGES.index(series[1])
+
+
+def parse_series(text: str | None, what: str) -> list[tuple[int, str]]:
+    """(model, range) pairs from text like `3/12h,1/180d`, `3/*`, `*/24h`, `all` or `none`
+    (also `3|12h`, Dagster's partition key), each once, by model then range length. `what`
+    names the setting in errors."""
+    text = (text or "none").strip().lower()
+    if text == "none":
+        return []
+    if text == "all":
+        text = "*/*"
+    pairs = {pair for item in text.split(",") if item.strip() for pair in _items(item, what)}
+    return sorted(pairs, key=series_order)
+
+
+def _items(item: str, what: str) -> Iterator[tuple[int, str]]:
+    item = item.strip()
+    model, sep, range_ = item.replace("|", "/").partition("/")
+    if not sep:
+        raise ValueError(f"{what}: {item!r} is not model/range (e.g. 3/12h, 3/*)")
+    if model != "*" and (not model.isdigit() or int(model) not in MODELS):
+        raise ValueError(f"{what}: {item!r} names no model of {', '.join(map(str, MODELS))}")
+    if range_ != "*" and range_ not in RANGES:
+        raise ValueError(f"{what}: {item!r} names no range of {', '.join(RANGES)}")
+    for m in MODELS if model == "*" else (int(model),):
+        yield from ((m, r) for r in (RANGES if range_ == "*" else (range_,)))
+
 
 Scope = Literal["coin", "pair"]
 """coin: aggregated over exchanges (exchange ''); pair: one exchange's instrument."""

@@ -8,6 +8,7 @@ import polars as pl
 
 from helix_pipelines.contracts.radar import RadarEntry
 from helix_pipelines.contracts.signals import TradeSignal
+from helix_pipelines.contracts.units import duration_text
 
 
 def zones_table(zones: pl.DataFrame) -> str:
@@ -54,13 +55,6 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}%"
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes = seconds / 60
-    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
-
-
 def radar_table(entries: Sequence[RadarEntry], top: int) -> str:
     """The top `top` ranked entries with their components and data age."""
     lines = [
@@ -75,7 +69,7 @@ def radar_table(entries: Sequence[RadarEntry], top: int) -> str:
             f"| {e.rank} | {e.symbol} | {e.tier} | {e.score:.3f} | {e.direction} "
             f"| {e.target_price:.6g} | {_pct(e.nearest_distance_pct)} "
             f"| {_pct(e.above_distance_pct)} | {_pct(e.below_distance_pct)} | {imbalance} "
-            f"| {size_z} | {e.consensus_component:.2f} | {_age(e.data_age_seconds)} |"
+            f"| {size_z} | {e.consensus_component:.2f} | {duration_text(e.data_age_seconds)} |"
         )
     return "\n".join(lines) if len(lines) > 2 else "no coin ranked this time"
 

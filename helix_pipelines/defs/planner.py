@@ -5,6 +5,7 @@ import dagster as dg
 
 from helix_pipelines.clock import utc_now
 from helix_pipelines.coinglass.planner import FetchPlan, PlannerParams
+from helix_pipelines.contracts.units import duration_text
 from helix_pipelines.defs.resources import CoinGlassResource, WarehouseResource
 from helix_pipelines.services.planner import next_plan
 
@@ -26,14 +27,6 @@ class FetchPlanConfig(dg.Config):
         )
 
 
-def _minutes(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def tiers_table(plan: FetchPlan) -> str:
     lines = [
         "| tier | keys | interval (expected staleness) | requests/min | this cycle "
@@ -41,8 +34,8 @@ def tiers_table(plan: FetchPlan) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {t.name} | {t.keys} | {_minutes(t.interval_seconds)} | {t.requests_per_minute:.0f} "
-        f"| {t.planned} | {_minutes(t.stalest_seconds)} | {t.never_fetched} "
+        f"| {t.name} | {t.keys} | {duration_text(t.interval_seconds)} | {t.requests_per_minute:.0f} "
+        f"| {t.planned} | {duration_text(t.stalest_seconds)} | {t.never_fetched} "
         f"| {t.skipped_unavailable} |"
         for t in plan.tiers
     ]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from helix_pipelines.coinglass.budget import Tier, plan_tiers
+from helix_pipelines.contracts.units import duration_text
 from helix_pipelines.contracts.vocabulary import MODELS
 from helix_pipelines.defs.heatmaps import heatmap_ingest_job
 from helix_pipelines.defs.partitions import heatmap_partition_key
@@ -24,7 +25,8 @@ def tier_schedule(tier: Tier) -> dg.ScheduleDefinition:
         cron_schedule=tier.cron,
         job=heatmap_ingest_job,
         execution_timezone="UTC",
-        description=f"Ranges {', '.join(tier.ranges)} for models 1-3, every {tier.interval_minutes} min.",
+        description=f"Ranges {', '.join(tier.ranges)} for models 1-3, every "
+        f"{duration_text(tier.interval_minutes * 60)} (one run per model x range).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         tick = (

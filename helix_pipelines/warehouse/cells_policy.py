@@ -9,10 +9,9 @@ SQL (say Model 3 on 12h and 24h for a week) are cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from helix_pipelines.contracts.vocabulary import MODELS, RANGES
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES, parse_series, series_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,38 +33,11 @@ class CellsPolicy:
     def parse(cls, text: str | None, retention_days: int | None = 30) -> CellsPolicy:
         """`none` or empty: no cells; `all`: every series; else comma-separated `model/range`
         items where either side may be `*` (`3/*` is every range of Model 3)."""
-        return cls(frozenset(_series(text or "none")), retention_days)
+        return cls(frozenset(parse_series(text, "warehouse cells")), retention_days)
 
     def describe(self) -> str:
         if not self.series:
             return "none"
         if len(self.series) == len(MODELS) * len(RANGES):
             return "all"
-        return ",".join(f"{m}/{r}" for m, r in sorted(self.series, key=_order))
-
-
-def _order(item: tuple[int, str]) -> tuple[int, int]:
-    return item[0], RANGES.index(item[1])
-
-
-def _series(text: str) -> Iterable[tuple[int, str]]:
-    text = text.strip().lower()
-    if text == "none":
-        return
-    if text == "all":
-        text = "*/*"
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        model, sep, range_ = item.partition("/")
-        if not sep:
-            raise ValueError(f"warehouse cells: {item!r} is not model/range (e.g. 3/12h, 3/*)")
-        models = MODELS if model == "*" else (_model(model, item),)
-        if range_ != "*" and range_ not in RANGES:
-            raise ValueError(f"warehouse cells: {item!r} names no range of {', '.join(RANGES)}")
-        for m in models:
-            yield from ((m, r) for r in (RANGES if range_ == "*" else (range_,)))
-
-
-def _model(text: str, item: str) -> int:
-    if not text.isdigit() or int(text) not in MODELS:
-        raise ValueError(f"warehouse cells: {item!r} names no model of {MODELS}")
-    return int(text)
+        return ",".join(f"{m}/{r}" for m, r in sorted(self.series, key=series_order))
