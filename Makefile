@@ -12,12 +12,13 @@ setup:
 	@test -x "$(UV)" || .tools/bin/python -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet
 
+# `helix demo` records its runs in the same DAGSTER_HOME that `make dev` serves.
 demo: setup
-	$(UV) run helix demo
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(UV) run helix demo
 
 dev: setup
 	@mkdir -p "$(DAGSTER_HOME)"
-	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp dagster.dev.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp helix_pipelines/cli/dagster_instance.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(UV) run dagster dev -w workspace.yaml
 
 test: setup

@@ -18,6 +18,7 @@ from helix_pipelines.analytics.clusters import Cluster, ClusterParams, find_clus
 from helix_pipelines.analytics.imbalance import SideTotals, side_totals
 from helix_pipelines.analytics.profiles import snapshot_profile
 from helix_pipelines.analytics.volatility import atr
+from helix_pipelines.contracts.heatmaps import NormalizedSnapshot
 
 PROFILES = ("cumulative", "live")
 SYMBOLS_PER_READ = 20
@@ -106,6 +107,16 @@ def current_views(
                 view.clusters[profile], before.clusters[profile], lows, highs
             )
     return current
+
+
+def snapshot_view(
+    snapshot: NormalizedSnapshot, params: ClusterParams | None = None
+) -> SnapshotView | None:
+    """The view of one snapshot just normalized (its levels and candles in hand, nothing read
+    from the warehouse), e.g. to label its clusters on a preview; None without candles."""
+    return _view(
+        snapshot.ledger.as_dict(), snapshot.levels, snapshot.candles, params or ClusterParams()
+    )
 
 
 def _view(

@@ -1,7 +1,8 @@
 """`helix` command line: run the pipeline on embedded defaults, inspect what is stored, trade.
 
   helix demo      the universe, every model x range, then clusters, the radar, signals and the paper
-                  executor on them, with a summary
+                  executor on them, with a summary; recorded in the local Dagster instance
+                  ($DAGSTER_HOME, default ./.dagster_home), which `make dev` serves
   helix status    what the warehouse holds, per model x range
   helix universe  the universe the current configuration resolves to
   helix radar     the newest liquidation radar: coins ranked by imbalance and distance to
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from helix_pipelines.cli import demo, executor, inspect, live, radar
+from helix_pipelines.cli import executor, inspect, live, radar
 from helix_pipelines.coinglass.errors import CoinGlassError
 from helix_pipelines.contracts.vocabulary import RANGES
 from helix_pipelines.execution.brokers import VenueUnavailable
@@ -47,6 +48,13 @@ OPERATOR_ERRORS = (
 def settings_for(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     return settings.with_data_dir(Path(args.data_dir)) if args.data_dir else settings
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported when run: the demo loads Dagster and the definitions, no other command does.
+    from helix_pipelines.cli import demo  # noqa: PLC0415
+
+    return demo.run(args, settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ingest only: skip clusters, signals and the paper executor",
     )
-    demo_parser.set_defaults(run=demo.run)
+    demo_parser.set_defaults(run=_demo)
     commands.add_parser("status", help="what the warehouse holds").set_defaults(run=inspect.status)
     universe_parser = commands.add_parser("universe", help="resolve and print the symbol universe")
     universe_parser.add_argument("--symbols", help="comma-separated coins")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from dataclasses import replace
 
+from helix_pipelines.cli.dagster_home import dagster_home
 from helix_pipelines.coinglass.settings import open_source
 from helix_pipelines.contracts.vocabulary import RANGES
 from helix_pipelines.services.settings import Settings, open_configured
@@ -20,6 +21,11 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
             key=lambda r: (r["model"], RANGES.index(str(r["range"]))),
         )
         print(f"warehouse: {warehouse.description}")
+        home = dagster_home()
+        recorded = (
+            "" if (home / "dagster.yaml").exists() else " (none yet: `helix demo` creates it)"
+        )
+        print(f"dagster instance: {home}{recorded}; `make dev` serves it")
         universe = warehouse.heatmaps.load_universe()
         print(f"universe: {len(universe)} symbols: {', '.join(m.symbol for m in universe[:30])}")
     finally:

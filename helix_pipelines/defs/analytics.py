@@ -6,7 +6,7 @@ that is on by default), read the warehouse, and write their results back; signal
 also go to Redis when HELIX_REDIS_URL is set.
 """
 
-import base64
+from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
@@ -18,6 +18,7 @@ from helix_pipelines.analytics.radar import RadarParams
 from helix_pipelines.analytics.trades import SignalParams
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.radar import TIERS
+from helix_pipelines.defs.analytics_pictures import previews, radar_chart
 from helix_pipelines.defs.analytics_tables import (
     radar_rates_table,
     radar_table,
@@ -25,16 +26,15 @@ from helix_pipelines.defs.analytics_tables import (
     signals_table,
     zones_table,
 )
-from helix_pipelines.defs.heatmaps import LOADED
+from helix_pipelines.defs.heatmap_ingest import LOADED
 from helix_pipelines.defs.resources import (
     ArchiveResource,
+    CoinGlassResource,
     RiskResource,
     SignalBusResource,
     WarehouseResource,
 )
 from helix_pipelines.heatmaps.archive import ParquetArchive
-from helix_pipelines.heatmaps.render import render_png
-from helix_pipelines.pictures.radar import radar_png
 from helix_pipelines.services.outcomes import refresh_outcomes
 from helix_pipelines.services.signals import SignalsReport, refresh_signals
 
@@ -148,6 +148,7 @@ def _spec(key: dg.AssetKey, deps: list[object], description: str) -> dg.AssetSpe
             "versioned schema, published to the Redis signal stream.",
         ),
     ],
+    can_subset=True,
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_CLUSTERS,
@@ -177,6 +178,7 @@ def analyze_liquidations(
     archive: ArchiveResource,
     risk: RiskResource,
     signal_bus: SignalBusResource,
+    coinglass: CoinGlassResource,
 ):
     """Recompute clusters, zones, imbalance, the radar and signals from the newest heatmaps
     (`services.signals`)."""
@@ -200,9 +202,29 @@ def analyze_liquidations(
             if bus is not None:
                 bus.close()
     if report is None:
-        raise dg.Failure("no loaded heatmaps yet: materialize liquidation_heatmaps first")
+        _nothing_yet(context, "no heatmap loaded yet: materialize liquidation_heatmaps first")
+        return
     for note in report.notes:
         context.log.info(note)
+    for outcome in _outcomes(report, config, archive.archive(), coinglass.settings().kind):
+        # Subsettable: the UI may ask for some of these assets (or leave checks out); the
+        # analysis is one pass either way, and only what was asked for is recorded.
+        if outcome.asset_key in context.selected_asset_keys:
+            yield dg.MaterializeResult(
+                asset_key=outcome.asset_key,
+                metadata=outcome.metadata,
+                check_results=[
+                    c
+                    for c in outcome.check_results or []
+                    if dg.AssetCheckKey(c.asset_key, c.check_name)
+                    in context.selected_asset_check_keys
+                ],
+            )
+
+
+def _outcomes(
+    report: SignalsReport, config: AnalyticsConfig, archive: ParquetArchive, source_kind: str
+) -> Iterator[dg.MaterializeResult]:
     result = report.result
     yield dg.MaterializeResult(
         asset_key=CLUSTERS,
@@ -211,7 +233,16 @@ def analyze_liquidations(
             "clusters": result.clusters.height,
             "magnets": int(result.clusters["is_magnet"].sum()),
             "swept": int(result.clusters["is_swept"].sum()),
-            "preview": dg.MetadataValue.md(_previews(report, config, archive.archive())),
+            "preview": dg.MetadataValue.md(
+                previews(
+                    report,
+                    archive,
+                    symbols=config.preview_symbols,
+                    risk_range=config.risk_range,
+                    min_consensus=config.min_consensus,
+                    source_kind=source_kind,
+                )
+            ),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -264,6 +295,16 @@ def analyze_liquidations(
     )
 
 
+def _nothing_yet(context: dg.AssetExecutionContext, why: str) -> None:
+    """A run on an empty warehouse succeeds and says so on every asset it would have made: an
+    observation, not a materialization (nothing was produced)."""
+    context.log.info(f"nothing to analyze yet: {why}")
+    for key in context.selected_asset_keys:
+        context.log_event(
+            dg.AssetObservation(key, metadata={"status": f"nothing to analyze yet: {why}"})
+        )
+
+
 def _imbalance_metadata(report: SignalsReport) -> dict[str, object]:
     imbalances = report.result.imbalances
     values = [i.cumulative_imbalance for i in imbalances if i.cumulative_imbalance is not None]
@@ -279,62 +320,21 @@ def _radar_metadata(report: SignalsReport, config: AnalyticsConfig) -> dict[str,
     radar = report.result.radar
     ranked = [e for e in radar if e.rank is not None]
     excluded = {e.symbol: e.excluded_reason for e in radar if e.rank is None}
-    png = radar_png(
-        radar, top=config.radar_top_n, title=f"Liquidation radar, {utc_now():%Y-%m-%d %H:%M} UTC"
-    )
     return {
         "ranked": len(ranked),
         "excluded": len(excluded),
         **{f"tier_{t.lower()}": sum(1 for e in ranked if e.tier == t) for t in TIERS},
         "top": dg.MetadataValue.md(radar_table(radar, config.radar_top_n)),
         "chart": dg.MetadataValue.md(
-            f"![radar](data:image/png;base64,{base64.b64encode(png).decode()})"
+            radar_chart(
+                radar,
+                top=config.radar_top_n,
+                title=f"Liquidation radar, {utc_now():%Y-%m-%d %H:%M} UTC",
+            )
         ),
         "excluded_reasons": dg.MetadataValue.json(dict(list(excluded.items())[:100])),
         "redis_stream_entry": report.radar_stream_id or "not published (no HELIX_REDIS_URL)",
     }
-
-
-def _previews(report: SignalsReport, config: AnalyticsConfig, archive: ParquetArchive) -> str:
-    """Heatmap + agreed zones (red: short liquidations above, green: long below) + signal levels
-    (white entry, orange stop, cyan take-profit) for the top symbols; grids from the archive."""
-    result = report.result
-    ranked = [s.symbol for s in result.signals] + list(
-        result.zones.sort("consensus_score", descending=True)["symbol"]
-    )
-    parts = []
-    for symbol in list(dict.fromkeys(ranked))[: config.preview_symbols]:
-        views = [v for v in result.views.values() if v.symbol == symbol]
-        view = next((v for v in views if v.range == config.risk_range), views[0] if views else None)
-        if view is None:
-            continue
-        snap_cells = archive.read(view)
-        if snap_cells is None:
-            parts.append(f"**{symbol}**: grid not in the archive at {archive.root}")
-            continue
-        snap_candles = report.candles.filter(
-            (pl.col("symbol") == symbol)
-            & (pl.col("range") == view.range)
-            & pl.col("ts").is_between(view.first_candle_ts, view.last_candle_ts)
-        )
-        lines = [
-            (z["peak_price"], (230, 60, 60) if z["liquidated_side"] == "short" else (60, 220, 90))
-            for z in result.zones.filter(
-                (pl.col("symbol") == symbol) & (pl.col("consensus_score") >= config.min_consensus)
-            ).iter_rows(named=True)
-        ]
-        for s in result.signals:
-            if s.symbol == symbol:
-                lines += [
-                    (s.entry, (255, 255, 255)),
-                    (s.stop_loss, (255, 150, 0)),
-                    (s.take_profit, (0, 220, 255)),
-                ]
-        png = base64.b64encode(render_png(snap_cells, snap_candles, lines=lines)).decode()
-        parts.append(
-            f"**{symbol}** model {view.model} {view.range}\n\n![{symbol}](data:image/png;base64,{png})"
-        )
-    return "\n\n".join(parts) or "nothing to show"
 
 
 class OutcomesConfig(dg.Config):
@@ -347,18 +347,20 @@ class OutcomesConfig(dg.Config):
     group_name="analytics",
     kinds={"polars", "python"},
     automation_condition=AFTER_NEW_HEATMAPS,
+    output_required=False,
 )
 def cluster_outcomes(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: OutcomesConfig
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Past clusters, radar entries and signals scored against the candles that followed; hit
     rates by model, range and consensus level, and by radar decile and tier
     (`services.outcomes`). Idempotent: upserted per subject."""
     report = refresh_outcomes(warehouse.get(), horizon_hours=config.horizon_hours, now=utc_now())
     if report is None:
-        raise dg.Failure("no clusters yet: materialize liquidation_clusters first")
+        _nothing_yet(context, "no clusters, radar entries or signals stored yet")
+        return
     context.log.info("scored %d subjects (%d still open)", report.scored, report.still_open)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "scored": report.scored,
             "still_open": report.still_open,
@@ -376,4 +378,11 @@ analytics_automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=60,
     description="Refreshes clusters, zones, imbalance, the radar, signals and outcomes after new "
     "heatmaps land.",
+)
+
+analytics_job = dg.define_asset_job(
+    "analytics_job",
+    selection=dg.AssetSelection.groups("analytics"),
+    description="Every analytics asset at once (what the automation sensor does after new "
+    "heatmaps; `helix demo` runs it after its ingest).",
 )

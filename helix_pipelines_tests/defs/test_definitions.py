@@ -10,6 +10,7 @@ import dagster as dg
 
 from helix_pipelines.coinglass.budget import demand_per_minute, plan_tiers
 from helix_pipelines.definitions import defs
+from helix_pipelines.defs.heatmaps import ingest_heatmaps_step
 from helix_pipelines.defs.partitions import heatmap_partitions, model_and_range
 from helix_pipelines.defs.schedules import PLANNED_UNIVERSE_SIZE, REQUEST_BUDGET_PER_MINUTE
 
@@ -36,6 +37,7 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "trade_signals",
         "cluster_outcomes",
         "heatmap_fetch_plan",
+        "executor_decisions",
     }
     graph = definitions.resolve_asset_graph()
     parents = {
@@ -57,8 +59,9 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "trade_signals",
     }
     assert parents["heatmap_fetch_plan"] == {"symbol_universe", "liquidation_radar"}
-    assert definitions.resolve_job_def("heatmap_ingest_job") is not None
-    assert definitions.resolve_job_def("symbol_universe_job") is not None
+    assert parents["executor_decisions"] == {"trade_signals"}  # the executor is in the lineage
+    for job in ("heatmap_ingest_job", "heatmap_keys_job", "symbol_universe_job", "analytics_job"):
+        assert definitions.resolve_job_def(job).description
     schedules = {s.name for s in definitions.schedules or []}
     assert schedules == {
         "heatmaps_intraday_schedule",
@@ -66,11 +69,16 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "heatmaps_medium_schedule",
         "heatmaps_long_schedule",
     }
-    assert {s.name for s in definitions.sensors or []} == {
-        "symbol_universe_sensor",
-        "analytics_automation_sensor",
-        "trade_signals_sensor",
+    sensors = {s.name: s for s in definitions.sensors or []}
+    # What the README states: the universe and the analytics follow on their own; trading
+    # waits for the operator, and the UI says so in the sensor's description.
+    assert {name: s.default_status for name, s in sensors.items()} == {
+        "symbol_universe_sensor": dg.DefaultSensorStatus.RUNNING,
+        "analytics_automation_sensor": dg.DefaultSensorStatus.RUNNING,
+        "trade_signals_sensor": dg.DefaultSensorStatus.STOPPED,
     }
+    assert all(s.description for s in sensors.values())
+    assert sensors["trade_signals_sensor"].description.startswith("Off until you turn it on")
     assert definitions.resolve_job_def("executor_job").executor_def.name == "in_process"
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == {
@@ -82,6 +90,30 @@ def test_definitions_load_every_asset_job_schedule_and_sensor() -> None:
         "radar_lists_every_universe_coin",
         "signals_within_risk_caps",
     }
+
+
+def test_schedules_read_in_human_units() -> None:
+    descriptions = {s.name: s.description for s in loaded().schedules or []}
+    assert descriptions["heatmaps_intraday_schedule"].startswith(
+        "Ranges 12h, 24h for models 1-3, every 15 min"
+    )
+    assert descriptions["heatmaps_medium_schedule"].startswith(
+        "Ranges 30d, 90d for models 1-3, every 6 h"
+    )
+    assert descriptions["heatmaps_long_schedule"].startswith(
+        "Ranges 180d, 1y for models 1-3, every 24 h"
+    )
+
+
+def test_heatmap_checks_are_partitioned_like_their_asset() -> None:
+    specs = {spec.name: spec for spec in ingest_heatmaps_step.check_specs}
+    assert set(specs) == {
+        "heatmaps_non_empty",
+        "heatmaps_universe_coverage",
+        "heatmaps_schema_and_bounds",
+        "heatmaps_quarantined_payloads",
+    }
+    assert all(spec.partitions_def == heatmap_partitions for spec in specs.values())
 
 
 def test_heatmap_partitions_are_model_by_range() -> None:

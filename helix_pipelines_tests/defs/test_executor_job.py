@@ -10,7 +10,7 @@ import pytest
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.heatmaps import CANDLES_SCHEMA
 from helix_pipelines.contracts.records import OrderRecord
-from helix_pipelines.defs.execution import executor_job, trade_signals_sensor
+from helix_pipelines.defs.execution import executor_decisions, trade_signals_sensor
 from helix_pipelines.defs.resources import (
     ExecutorResource,
     RiskResource,
@@ -47,6 +47,14 @@ def resources_for(warehouse: WarehouseResource) -> dict[str, object]:
     return {"warehouse": warehouse, "executor": ExecutorResource(), "risk": RiskResource()}
 
 
+def decide(resources: dict[str, object]) -> dict[str, object]:
+    """Materialize `executor_decisions` (what `executor_job` runs); its metadata."""
+    run = dg.materialize([executor_decisions], resources=resources)
+    assert run.success
+    (event,) = run.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
 def test_executor_job_decides_on_new_signals_once_and_lists_every_decision(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -62,21 +70,16 @@ def test_executor_job_decides_on_new_signals_once_and_lists_every_decision(
     )
     resources = resources_for(warehouse)
 
-    first = executor_job.execute_in_process(resources=resources)
-    assert first.success
-    events = [e for e in first.all_events if e.event_type_value == "STEP_OUTPUT"]
-    metadata = events[0].event_specific_data.metadata
-    assert metadata["mode"].value == "paper"
-    assert metadata["signals"].value == 2  # the 3-day-old one is not picked up
-    assert metadata["counts"].value == {"placed": 2}
-    assert "| BTC | s1 | placed |" in metadata["decisions"].value
-    assert metadata["unreadable_signals"].value == {
+    metadata = decide(resources)
+    assert metadata["mode"] == "paper"
+    assert metadata["signals"] == 2  # the 3-day-old one is not picked up
+    assert metadata["counts"] == {"placed": 2}
+    assert "| BTC | s1 | placed |" in str(metadata["decisions"])
+    assert metadata["unreadable_signals"] == {
         "broken": "signal broken: stop and target are not on both sides of entry"
     }
 
-    second = executor_job.execute_in_process(resources=resources)
-    events = [e for e in second.all_events if e.event_type_value == "STEP_OUTPUT"]
-    assert events[0].event_specific_data.metadata["signals"].value == 0
+    assert decide(resources)["signals"] == 0
     assert read_table(warehouse.get(), "paper_fills").height == 2
 
 
@@ -115,7 +118,7 @@ def test_live_mode_without_confirmation_fails_the_run(tmp_path: Path, monkeypatc
     warehouse = WarehouseResource(duckdb_path=str(tmp_path / "h.duckdb"))
     resources = {**resources_for(warehouse), "executor": configured}
     with pytest.raises(Exception, match="live trading refused"):
-        executor_job.execute_in_process(resources=resources)
+        dg.materialize([executor_decisions], resources=resources)
 
 
 def test_sensor_requests_one_run_per_signals_materialization() -> None:

@@ -96,7 +96,11 @@ def test_the_whole_bybit_universe_is_resolved_stored_and_fetched(servers, tmp_pa
     )
     assert heatmaps.success
     loaded = materialized_metadata(heatmaps)
-    assert (loaded["universe_size"], loaded["snapshots_new"], loaded["coverage"]) == (435, 435, 1.0)
+    assert (loaded["universe_size"], loaded["snapshots_new"], loaded["coverage_pct"]) == (
+        435,
+        435,
+        100,
+    )
     assert loaded["peak_payloads_in_flight"] <= 48  # the default bound
     checks = {c.check_name: c.passed for c in heatmaps.get_asset_check_evaluations()}
     assert checks["heatmaps_schema_and_bounds"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import psycopg
 import pytest
 
 from helix_pipelines.cli import main
+from helix_pipelines.contracts.vocabulary import MODELS, RANGES
+from helix_pipelines.defs import heatmap_ingest
 
 pytestmark = pytest.mark.e2e
 
@@ -19,11 +22,15 @@ def test_demo_ingests_all_24_partitions_for_five_symbols_from_the_sandbox(
     monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
     monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default instance is ./.dagster_home, as `make dev` serves
 
     assert main(["--data-dir", str(tmp_path), "demo"]) == 0
 
     out = capsys.readouterr().out
     assert "source = SANDBOX" in out
+    home = tmp_path / ".dagster_home"
+    assert f"dagster instance: {home} (SqliteRunStorage)" in out
+    assert (home / "dagster.yaml").read_text().count("default_limit: 1") == 1
     assert "universe: 5 symbols (BTC, ETH, SOL, XRP, DOGE)" in out
     assert "24 model x range partitions, 120 new snapshots" in out
     assert "SANDBOX data" in out
@@ -51,6 +58,25 @@ def test_demo_ingests_all_24_partitions_for_five_symbols_from_the_sandbox(
     assert "universe: 5 symbols" in status
     assert status.count("\n") >= 24 + 3
 
+    # What `make dev` then shows: the demo's runs, every partition, its preview and checks.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        jobs = [r.job_name for r in instance.get_runs()]
+        assert sorted(jobs) == sorted(
+            ["symbol_universe_job", "heatmap_keys_job", "analytics_job", "executor_job"]
+        )
+        for key in ("heatmap_payloads", "normalized_heatmaps", "heatmap_archive"):
+            assert len(instance.get_materialized_partitions(dg.AssetKey(key))) == 24
+        loaded = instance.get_materialized_partitions(dg.AssetKey("liquidation_heatmaps"))
+        assert loaded == {f"{m}|{r}" for m in MODELS for r in RANGES}
+        preview = (
+            instance.get_latest_materialization_event(dg.AssetKey("normalized_heatmaps"))
+            .asset_materialization.metadata["preview"]
+            .value
+        )
+        assert "data:image/png;base64," in preview
+        for name in ("trade_signals", "liquidation_radar", "executor_decisions"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
+
 
 def test_unknown_range_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown ranges: 2d"):
@@ -61,7 +87,7 @@ def test_demo_uses_postgresql_when_helix_pg_dsn_is_set(
     tmp_path: Path, pg_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("HELIX_PG_DSN", pg_dsn)
 
     assert main(["--data-dir", str(tmp_path), "demo", "--models", "3", "--ranges", "12h,1y"]) == 0
@@ -81,25 +107,55 @@ def test_demo_uses_postgresql_when_helix_pg_dsn_is_set(
 def test_a_failing_partition_is_reported_and_the_others_still_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from helix_pipelines.cli import demo
-
     monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
     monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
     monkeypatch.setenv("HELIX_PG_DSN", "")
-    real_ingest = demo.run_ingest
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    real_ingest = heatmap_ingest.run_ingest
 
     def ingest(*args: object, **kwargs: object) -> object:
         if args[6] == "3d":
             raise OSError("No space left on device")
         return real_ingest(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(demo, "run_ingest", ingest)
+    monkeypatch.setattr(heatmap_ingest, "run_ingest", ingest)
     code = main(["--data-dir", str(tmp_path), "demo", "--models", "1", "--ranges", "12h,3d,7d"])
-    captured = capsys.readouterr()
+    out = capsys.readouterr().out
     assert code == 1
-    assert "FAILED: OSError: No space left on device" in captured.out
-    assert "3 model x range partitions, 10 new snapshots" in captured.out
-    assert "failed partitions: m1 3d" in captured.err
+    assert "FAILED: 1|3d: OSError: No space left on device" in out
+    assert "3 model x range partitions, 10 new snapshots" in out
+    assert "analytics: skipped" in out
+
+
+def test_a_failed_blocking_check_is_marked_and_the_demo_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
+    monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
+    monkeypatch.setenv("HELIX_PG_DSN", "")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    real_ingest = heatmap_ingest.run_ingest
+
+    def ingest(*args: object, **kwargs: object) -> object:
+        report = real_ingest(*args, **kwargs)  # type: ignore[arg-type]
+        if args[6] == "24h":
+            del report.loaded_snapshot_ids[1:]  # as if only one coin in five had loaded
+        return report
+
+    monkeypatch.setattr(heatmap_ingest, "run_ingest", ingest)
+    code = main(["--data-dir", str(tmp_path), "demo", "--models", "2", "--ranges", "12h,24h"])
+    out = capsys.readouterr().out
+    rows = {
+        line.split()[1]: line.split()
+        for line in out.splitlines()
+        if line.startswith(" " * 10 + "2")
+    }
+    assert code == 1
+    # ... coverage, seconds, checks
+    assert (rows["12h"][-3], rows["12h"][-1]) == ("100%", "ok")
+    assert (rows["24h"][-3], rows["24h"][-1]) == ("20%", "FAILED")
+    assert "FAILED: 2|24h: blocking check heatmaps_universe_coverage did not pass" in out
+    assert "analytics: skipped" in out
 
 
 def test_an_operator_error_is_one_line_with_exit_code_1(

@@ -114,7 +114,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         instance = dg.DagsterInstance.ephemeral()
         # DOGE never loads, so coverage is 4/5 (3/4 on 1y, where SOL has no data and is left out
         # of the coverage); the blocking coverage check is set just below.
-        run_config = {"ops": {"ingest_heatmaps": {"config": {"min_coverage": 0.75}}}}
+        run_config = {"ops": {"ingest_heatmaps": {"config": {"min_coverage_pct": 75}}}}
         assert dg.materialize([symbol_universe], resources=resources, instance=instance).success
         # Two transient failures among the first heatmap requests: retried, never visible.
         server.inject("503", "500", path="/api/futures/liquidation/aggregated-heatmap/model1")
@@ -176,7 +176,10 @@ def test_every_partition_materializes_with_checks(run) -> None:
             "liquidation_heatmaps",
         }
         assert meta["quarantined"] == 1
-        assert meta["coverage"] == (0.75 if young else 0.8)
+        assert meta["coverage_pct"] == (75 if young else 80)
+        assert {c.partition for c in result.get_asset_check_evaluations()} == {
+            str(heatmap_partition_key(model, range_))
+        }  # each check result belongs to its model x range
         assert meta["x_beyond_candles"] == (loaded if model == 3 else 0)
         variant = "v3" if model == 2 and range_ in ("180d", "1y") else "v4"
         assert meta["schema_variants"] == {variant: loaded}
@@ -267,7 +270,13 @@ def test_the_archive_holds_every_grid_and_equals_the_cells_the_warehouse_kept(ru
 def test_rematerializing_unchanged_payloads_adds_no_rows(run) -> None:
     meta = metadata(run["again"])
     assert meta["snapshots_new"] == 0
-    assert (meta["price_levels_added"], meta["archived_files"]) == (0, 0)
+    assert meta["price_levels_added"] == 0
+    # Nothing new to archive: the archive is not materialized again (its latest materialization
+    # stays the run that wrote the grids), the other three are, with their numbers.
+    assert "archived_files" not in meta
+    assert {
+        e.asset_key.to_user_string() for e in run["again"].get_asset_materialization_events()
+    } == {"heatmap_payloads", "normalized_heatmaps", "liquidation_heatmaps"}
     assert meta["snapshots_unchanged"] == 4
     assert meta["skipped_unavailable"] == 1  # SOL 1y: not asked again within 24 h
     # 21 partitions x 5 ledger rows, plus 1y: 3 models x 4 payloads and SOL's one answer.

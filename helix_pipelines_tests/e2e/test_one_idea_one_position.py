@@ -19,7 +19,7 @@ import pytest
 from helix_pipelines.clock import utc_now
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.defs.analytics import analyze_liquidations
-from helix_pipelines.defs.execution import executor_job
+from helix_pipelines.defs.execution import executor_decisions
 from helix_pipelines.defs.heatmaps import ingest_heatmaps_step
 from helix_pipelines.defs.partitions import heatmap_partition_key
 from helix_pipelines.defs.resources import (
@@ -54,13 +54,14 @@ def refresh(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProces
 
 
 def executor_metadata(resources: dict, instance: dg.DagsterInstance) -> dict:
-    run = executor_job.execute_in_process(
+    run = dg.materialize(
+        [executor_decisions],
         resources={k: resources[k] for k in ("warehouse", "executor", "risk")},
         instance=instance,
     )
     assert run.success
-    (output,) = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
-    return {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    (event,) = run.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 def test_a_refresh_with_nudged_heatmaps_gives_new_signals_and_no_new_orders(
