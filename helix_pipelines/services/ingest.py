@@ -48,6 +48,7 @@ from helix_pipelines.services.ingest_batch import (
 )
 from helix_pipelines.services.ingest_report import IngestOptions, IngestReport
 from helix_pipelines.warehouse.heatmap_store import HeatmapStore
+from helix_pipelines.warehouse.ingest_runs import IngestRun, IngestRunStore
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +225,15 @@ def run_ingest(
     options: IngestOptions | None = None,
     *,
     logger: logging.Logger = log,
+    clock: Callable[[], datetime] = utc_now,
 ) -> IngestReport:
     """One model x range from a source the settings open (and close): the entry point of the
-    heatmap asset and the CLI alike."""
+    heatmap asset and the CLI alike. A finished run is recorded in `heatmap_ingest_runs` (its
+    request counts and outcome; a run that raised records nothing). `clock` times the fetches
+    and the run (the sandbox serves the heatmaps of its time)."""
 
     async def run() -> IngestReport:
-        source = open_source(source_settings)
+        source = open_source(source_settings, clock)
         try:
             report = await ingest_heatmaps(
                 source,
@@ -240,6 +244,7 @@ def run_ingest(
                 model,
                 range_,
                 options,
+                clock=clock,
                 logger=logger,
             )
             report.request_stats = source.stats.as_metadata()
@@ -247,7 +252,32 @@ def run_ingest(
         finally:
             await source.aclose()
 
-    return asyncio.run(run())
+    started_at = clock()
+    report = asyncio.run(run())
+    IngestRunStore(store.db).record(_ingest_run(report, started_at, clock()))
+    return report
+
+
+def _ingest_run(report: IngestReport, started_at: datetime, finished_at: datetime) -> IngestRun:
+    """The run's `heatmap_ingest_runs` row, named as its Dagster metadata is."""
+    return IngestRun(
+        started_at=started_at,
+        finished_at=finished_at,
+        model=report.model,
+        range=report.range,
+        source=report.source_kind,
+        universe_size=report.requested,
+        requests_sent=report.request_stats["requests_sent"],
+        retries=report.request_stats["retries"],
+        http_429_received=report.request_stats["http_429_received"],
+        snapshots_new=report.stored.snapshots_added,
+        snapshots_unchanged=report.unchanged,
+        quarantined=len(report.quarantined),
+        unavailable=len(report.unavailable),
+        skipped_unavailable=len(report.skipped_unavailable),
+        failed_requests=len(report.failed),
+        duration_seconds=report.duration_seconds,
+    )
 
 
 def _requests_to_send(

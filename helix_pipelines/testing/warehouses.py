@@ -17,6 +17,7 @@ from helix_pipelines.contracts.tables import TABLES
 from helix_pipelines.warehouse import Warehouse, open_warehouse
 from helix_pipelines.warehouse.cells_policy import CellsPolicy
 from helix_pipelines.warehouse.fetch_log import FETCH_LOG_SCHEMA, PLAN_SCHEMA
+from helix_pipelines.warehouse.ingest_runs import INGEST_RUNS_SCHEMA
 from helix_pipelines.warehouse.live_store import EVENTS_SCHEMA
 
 KEEP_ALL_CELLS = CellsPolicy.parse("all", retention_days=None)
@@ -31,6 +32,7 @@ SCHEMAS = {
     "liquidation_events": EVENTS_SCHEMA,
     "heatmap_fetch_log": FETCH_LOG_SCHEMA,
     "fetch_plan_tiers": PLAN_SCHEMA,
+    "heatmap_ingest_runs": INGEST_RUNS_SCHEMA,
 }
 
 

@@ -65,6 +65,7 @@ APPLIED_ON_PLAIN_POSTGRES = [
     "018_liquidation_events",
     "020_heatmap_fetch_log",
     "021_live_state",
+    "022_heatmap_ingest_runs",
 ]
 
 
@@ -195,10 +196,11 @@ def test_concurrent_migrators_apply_each_migration_once(pg_dsn: str) -> None:
 
 def test_migration_files_are_well_formed() -> None:
     migrations = discover(sql_dir())
-    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 22)]
+    assert [m.version[:3] for m in migrations] == [f"{n:03d}" for n in range(1, 23)]
     assert [m.only for m in migrations] == [
         None, "timescale", "timescale", None, None, None, None, "postgres", None, "postgres", None,
         None, "postgres", "timescale", None, None, "timescale", None, "timescale", None, None,
+        None,
     ]  # fmt: skip
     no_transaction = {"003", "014"}  # continuous aggregates
     assert [m.transactional for m in migrations] == [
