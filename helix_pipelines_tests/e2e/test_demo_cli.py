@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ import pytest
 from helix_pipelines.cli import main
 from helix_pipelines.contracts.vocabulary import MODELS, RANGES
 from helix_pipelines.defs import heatmap_ingest
+from helix_pipelines.services.ingest import IngestReport
 
 pytestmark = pytest.mark.e2e
 
@@ -104,14 +106,19 @@ def test_demo_uses_postgresql_when_helix_pg_dsn_is_set(
     assert len(list((tmp_path / "archive").rglob("*.parquet"))) == 10
 
 
-def test_a_failing_partition_is_reported_and_the_others_still_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def sandbox_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., IngestReport]:
+    """A demo on the sandbox and DuckDB with its own instance; the real ingest, to wrap."""
     monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
     monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
     monkeypatch.setenv("HELIX_PG_DSN", "")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    real_ingest = heatmap_ingest.run_ingest
+    return heatmap_ingest.run_ingest
+
+
+def test_a_failing_partition_is_reported_and_the_others_still_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_ingest = sandbox_demo(tmp_path, monkeypatch)
 
     def ingest(*args: object, **kwargs: object) -> object:
         if args[6] == "3d":
@@ -130,11 +137,7 @@ def test_a_failing_partition_is_reported_and_the_others_still_run(
 def test_a_failed_blocking_check_is_marked_and_the_demo_exits_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
-    monkeypatch.delenv("COINGLASS_REPLAY_DIR", raising=False)
-    monkeypatch.setenv("HELIX_PG_DSN", "")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    real_ingest = heatmap_ingest.run_ingest
+    real_ingest = sandbox_demo(tmp_path, monkeypatch)
 
     def ingest(*args: object, **kwargs: object) -> object:
         report = real_ingest(*args, **kwargs)  # type: ignore[arg-type]
