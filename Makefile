@@ -40,6 +40,7 @@ bench: setup
 	$(UV) run python -m bench.end_to_end
 	$(UV) run python -m bench.analytics_throughput
 	$(UV) run python -m bench.radar
+	$(UV) run python -m bench.pictures
 	$(UV) run python -m bench.planner
 	$(UV) run python -m bench.shared_budget
 	$(UV) run python -m bench.live_latency
