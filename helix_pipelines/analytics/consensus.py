@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from helix_pipelines.analytics.clusters import Cluster
-from helix_pipelines.contracts.vocabulary import LiquidatedSide
+from helix_pipelines.contracts.vocabulary import RANGES, LiquidatedSide
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ def _zone(
     ranges_available: int,
 ) -> ConsensusZone:
     models = tuple(sorted({g.model for g in group}))
-    ranges = tuple(sorted({g.range for g in group}))
+    ranges = tuple(sorted({g.range for g in group}, key=RANGES.index))  # by length, as shown
     weights = [g.cluster.share for g in group]
     total = sum(weights) or 1.0
     peak = sum(g.cluster.peak_price * w for g, w in zip(group, weights, strict=True)) / total

@@ -27,7 +27,9 @@ class Tier:
     def cron(self) -> str:
         minutes = self.interval_minutes
         if minutes < 60:
-            return f"{self.minute_offset % minutes}-59/{minutes} * * * *"
+            offset = self.minute_offset % minutes
+            # `*/15` reads 'every 15 minutes' in the UI; `0-59/15` read 'minutes 0 through 59'.
+            return f"*/{minutes} * * * *" if offset == 0 else f"{offset}-59/{minutes} * * * *"
         hours = minutes // 60
         if hours < 24:
             return f"{self.minute_offset} */{hours} * * *"

@@ -312,7 +312,9 @@ def _imbalance_metadata(report: SignalsReport) -> dict[str, object]:
         "snapshots": len(imbalances),
         "baselines_advanced": len(report.result.baselines),
         "snapshots_with_baseline": sum(1 for i in imbalances if i.baseline_samples >= MIN_SAMPLES),
-        "median_cumulative_imbalance": float(pl.Series(values).median()) if values else None,  # type: ignore[arg-type]
+        "median_cumulative_imbalance": round(float(pl.Series(values).median()), 3)  # type: ignore[arg-type]
+        if values
+        else None,
     }
 
 

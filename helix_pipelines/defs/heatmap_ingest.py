@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import dagster as dg
+
+# Not exported by `dagster`, but the type AssetCheckEvaluation takes; the Dagster family is pinned.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from pydantic import Field
 
 from helix_pipelines.analytics.views import snapshot_view
@@ -135,8 +140,11 @@ class CheckOutcome:
             metadata=self.metadata,
         )
 
-    def evaluation(self, partition: str) -> dg.AssetCheckEvaluation:
-        """As a job that is not the asset's logs it, with the partition it belongs to."""
+    def evaluation(
+        self, partition: str, target: AssetCheckEvaluationTargetMaterializationData | None
+    ) -> dg.AssetCheckEvaluation:
+        """As a job that is not the asset's logs it: with the partition it belongs to and the
+        materialization it checked (without it the UI counts the partition as never checked)."""
         return dg.AssetCheckEvaluation(
             asset_key=LOADED,
             check_name=self.name,
@@ -145,6 +153,7 @@ class CheckOutcome:
             metadata=self.metadata,
             blocking=self.blocking,
             partition=partition,
+            target_materialization_data=target,
         )
 
 
@@ -271,7 +280,7 @@ def _preview(report: IngestReport) -> str | None:
         PriceMark(
             c.peak_price,
             "shorts_liquidated" if c.liquidated_side == "short" else "longs_liquidated",
-            f"{c.share:.0%} of USD",
+            f"{c.share:.1%} of USD",
         )
         for c in clusters[:PREVIEW_CLUSTERS]
     ]

@@ -14,6 +14,9 @@ range selection is always the cross product).
 from collections.abc import Iterator
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from pydantic import Field
 
 from helix_pipelines.contracts.vocabulary import parse_series
@@ -179,8 +182,20 @@ def _log_partition(
 ) -> None:
     for key, metadata in outcome.metadata.items():
         context.log_event(dg.AssetMaterialization(key, partition=partition, metadata=metadata))
+    checked = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(LOADED, asset_partitions=[partition]), limit=1
+    ).records
+    target = (
+        AssetCheckEvaluationTargetMaterializationData(
+            storage_id=checked[0].storage_id,
+            run_id=checked[0].run_id,
+            timestamp=checked[0].timestamp,
+        )
+        if checked
+        else None
+    )
     for check in outcome.checks:
-        context.log_event(check.evaluation(partition))
+        context.log_event(check.evaluation(partition, target))
 
 
 @dg.job(

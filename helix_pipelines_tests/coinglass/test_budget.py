@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from helix_pipelines.coinglass.budget import BASE_TIERS, demand_per_minute, plan_tiers
+from helix_pipelines.coinglass.budget import BASE_TIERS, Tier, demand_per_minute, plan_tiers
 from helix_pipelines.contracts.vocabulary import RANGES
 
 
@@ -33,8 +33,10 @@ def test_impossible_budget_is_a_clear_error() -> None:
 def test_cron_expressions() -> None:
     crons = {t.name: t.cron for t in BASE_TIERS}
     assert crons == {
-        "intraday": "0-59/15 * * * *",
+        "intraday": "*/15 * * * *",
         "short": "5 */1 * * *",
         "medium": "10 */6 * * *",
         "long": "20 0 * * *",
     }
+    staggered = Tier("intraday", ("12h",), 15, minute_offset=5)
+    assert staggered.cron == "5-59/15 * * * *"

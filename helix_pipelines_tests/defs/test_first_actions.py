@@ -95,6 +95,19 @@ def test_the_keys_job_ingests_exactly_the_keys_given_in_one_run(resources) -> No
         )
     }
     assert all(e.passed for e in evaluations)
+    # Each result points at the materialization it checked (the UI counts the partition as
+    # checked only then): this run's load of that very partition.
+    for e in evaluations:
+        target = e.target_materialization_data
+        assert target is not None
+        assert target.run_id == result.run_id
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                dg.AssetKey("liquidation_heatmaps"), asset_partitions=[e.partition]
+            ),
+            limit=1,
+        ).records[0]
+        assert target.storage_id == record.storage_id
     assert len(instance.get_runs()) == 1
 
 
