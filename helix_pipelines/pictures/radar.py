@@ -110,6 +110,9 @@ def _target_text(entry: RadarEntry, target: float) -> str:
     text = f"{'↑' if up else '↓'} {format_price(target)}"
     if distance is None:
         return text
+    if round(distance, 2) == 0:
+        # The price is inside the zone: a signed 0.00% (and '-0.00%') says nothing.
+        return f"{text} (price inside the zone)"
     return f"{text} ({'+' if up else '-'}{distance:.2f}%)"
 
 

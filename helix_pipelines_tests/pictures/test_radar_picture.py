@@ -4,6 +4,7 @@ target prices written out (never in scientific notation) with their distance fro
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -81,6 +82,13 @@ def test_targets_are_written_out_with_their_distance(symbol: str, shown: str) ->
     written = texts(_figure(ENTRIES, top=20, title="radar"))
     assert shown in written
     assert not any("e-0" in t or "e+0" in t for t in written)
+
+
+def test_a_price_inside_its_target_zone_says_so_instead_of_a_signed_zero() -> None:
+    inside = replace(entry("DOGEUSDT", 1, "HOT", 0.5, 0.2482, up=False), below_distance_pct=0.0)
+    written = texts(_figure([inside], top=20, title="radar"))
+    assert "↓ 0.24820 (price inside the zone)" in written  # five significant digits
+    assert not any("0.00%)" in t for t in written)
 
 
 def test_the_png_is_one_row_per_coin_drawn() -> None:
