@@ -162,7 +162,6 @@ class PartitionOutcome:
     """What one model x range ingest reports: metadata per asset it materialized (the archive
     only when it wrote a grid) and its check outcomes."""
 
-    report: IngestReport
     metadata: dict[dg.AssetKey, dict[str, object]]
     checks: list[CheckOutcome] = field(default_factory=list)
 
@@ -206,7 +205,7 @@ def ingest_partition(
         # archive's latest materialization stays the run that wrote this partition's grids.
         metadata[ARCHIVE] = _archive_metadata(report, archive)
     checks = _check_outcomes(report, quality, config.min_coverage_pct)
-    return PartitionOutcome(report, metadata, checks)
+    return PartitionOutcome(metadata, checks)
 
 
 def _pct(share: float) -> float:
